@@ -1,0 +1,29 @@
+"""`python -m gateway`: load the config, then serve the gateway with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from gateway.app import GatewayApp
+from gateway.config import ConfigError, load_config
+from gateway.service import Gateway
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    app = GatewayApp(Gateway(config))
+    g = config.file.gateway
+    uvicorn.run(app, host=g.host, port=g.port, log_level="warning", access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

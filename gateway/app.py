@@ -1,0 +1,72 @@
+"""The gateway's ASGI application: a direct dispatch for the model endpoints (the hot
+path), Starlette for everything else, and one exception handler for the envelope."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from gateway import admin_routes
+from gateway.errors import ApiError, error_response
+from gateway.openai_routes import ModelEndpoint
+from gateway.service import Gateway
+
+log = logging.getLogger("lmx.gateway")
+
+
+class GatewayApp:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.fast = {
+            "/v1/chat/completions": ModelEndpoint(gateway, "/v1/chat/completions"),
+            "/v1/completions": ModelEndpoint(gateway, "/v1/completions"),
+            "/v1/embeddings": ModelEndpoint(gateway, "/v1/embeddings", streams=False),
+        }
+        self.starlette = Starlette(
+            routes=admin_routes.routes(gateway),
+            lifespan=self._lifespan,
+            exception_handlers={ApiError: _api_error, Exception: _unexpected},
+        )
+        self.starlette.add_exception_handler(404, _not_found)
+        self.starlette.add_exception_handler(405, _method_not_allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.fast.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.starlette(scope, receive, send)
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await self.gateway.startup()
+        try:
+            yield
+        finally:
+            await self.gateway.shutdown()
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+    return error_response(ApiError(500, "internal error in the gateway; see its log"))
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(ApiError(404, f"no route {request.url.path}", code="not_found"))
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    path = request.url.path
+    return error_response(ApiError(405, f"{request.method} is not allowed on {path}"))

@@ -1,0 +1,59 @@
+"""Read the scalar metadata of a GGUF file's header (architecture, sizes), nothing more.
+
+The gateway needs a model's layer and head counts to estimate its KV cache before it
+decides to load it; importing llama.cpp into the gateway for that would cost far more.
+Arrays (the vocabulary) are skipped, not kept.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import IO, Any
+
+_SCALARS = {
+    0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i",
+    6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d",
+}  # fmt: skip
+_STRING, _ARRAY = 8, 9
+
+
+class GgufError(ValueError):
+    pass
+
+
+def read_gguf_metadata(path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise GgufError(f"{path.name} is not a GGUF file")
+        (version,) = struct.unpack("<I", f.read(4))
+        if version < 2:
+            raise GgufError(f"{path.name}: GGUF version {version} is too old")
+        _tensors, kv_count = struct.unpack("<QQ", f.read(16))
+        meta: dict[str, Any] = {}
+        for _ in range(kv_count):
+            key = _string(f)
+            (kind,) = struct.unpack("<I", f.read(4))
+            value = _value(f, kind)
+            if value is not None:
+                meta[key] = value
+        return meta
+
+
+def _string(f: IO[bytes]) -> str:
+    (length,) = struct.unpack("<Q", f.read(8))
+    return f.read(length).decode("utf-8", errors="replace")
+
+
+def _value(f: IO[bytes], kind: int) -> Any:
+    if kind == _STRING:
+        return _string(f)
+    if kind == _ARRAY:
+        item_kind, count = struct.unpack("<IQ", f.read(12))
+        for _ in range(count):
+            _value(f, item_kind)
+        return None
+    fmt = _SCALARS.get(kind)
+    if fmt is None:
+        raise GgufError(f"unknown GGUF value type {kind}")
+    return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]

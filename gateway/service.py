@@ -1,0 +1,62 @@
+"""The gateway's parts, built once from the config and shared by every route."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import httpx
+
+from gateway.config import Config
+from gateway.fleet import Fleet
+from gateway.fleet_watch import FleetWatch
+from gateway.memory import GB, MemoryProbe, PsutilProbe
+from gateway.proxy import Proxy
+from gateway.routing import Router
+from gateway.supervisor_client import Supervisor, SupervisorClient
+
+log = logging.getLogger("lmx.gateway")
+
+
+def upstream_client(config: Config) -> httpx.AsyncClient:
+    g = config.file.gateway
+    timeout = httpx.Timeout(connect=g.connect_timeout_s, read=g.read_timeout_s, write=60, pool=60)
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+
+
+def socket_path(config: Config) -> Path:
+    return config.run_dir / "supervisor.sock"
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: Config,
+        supervisor: Supervisor | None = None,
+        probe: MemoryProbe | None = None,
+    ) -> None:
+        self.config = config
+        self.router = Router(config)
+        self.supervisor = supervisor or SupervisorClient(socket_path(config))
+        total = config.file.memory.total_gb
+        self.probe = probe or PsutilProbe(int(total * GB) if total else None)
+        self.http = upstream_client(config)
+        self.fleet = Fleet(config, self.supervisor, self.http, self.probe)
+        self.proxy = Proxy(self.fleet, self.http)
+        self.watch = FleetWatch(self.fleet)
+        self._preloads: list[asyncio.Task[None]] = []
+
+    async def startup(self) -> None:
+        self.watch.start()
+        for model_id in self.config.file.auto_load:
+            worker = self.fleet.workers[model_id]
+            self._preloads.append(self.fleet.start_loading(worker))
+
+    async def shutdown(self) -> None:
+        # Workers are supervisord's children, not ours: a gateway restart adopts them.
+        await self.watch.stop()
+        for task in self._preloads:
+            task.cancel()
+        await self.http.aclose()

@@ -469,6 +469,14 @@ def test_count_tokens_request_needs_no_max_tokens() -> None:
             ),
             "messages.0.content.0.tool_use_id",
         ),
+        (
+            _body(messages=[{"role": "user", "content": [{"type": "document", "source": {}}]}]),
+            "messages.0.content.0.type",
+        ),
+        (
+            _body(messages=[{"role": "assistant", "content": [{"type": "image", "source": {}}]}]),
+            "messages.0.content.0.type",
+        ),
         (_body(system=[{"type": "image"}]), "system.0.type"),
         (_body(stop_sequences=["ok", 3]), "stop_sequences.1"),
         (_body(temperature="hot"), "temperature"),

@@ -197,7 +197,7 @@ def _messages(body: Json) -> list[Json]:
         elif role == "assistant":
             converted.append(_assistant_message(blocks))
         else:
-            hint = "; put system prompts in the top-level 'system' field" * (role == "system")
+            hint = "; system prompts go in the top-level 'system' field" if role == "system" else ""
             raise _invalid(f"{path}.role", f"must be 'user' or 'assistant'{hint}")
     return converted
 
@@ -240,7 +240,7 @@ def _user_messages(blocks: list[tuple[str, Json]]) -> list[Json]:
         elif kind == "image":
             parts.append(_image(block, block_path))
         else:
-            raise _invalid(f"{block_path}.type", f"{kind!r} blocks are not allowed in user turns")
+            raise _invalid(f"{block_path}.type", f"{kind!r} blocks are not supported in user turns")
     if parts or not tool_messages:
         tool_messages.append({"role": "user", "content": _user_content(parts)})
     return tool_messages
@@ -300,7 +300,7 @@ def _assistant_message(blocks: list[tuple[str, Json]]) -> Json:
             tool_calls.append(_tool_call(block, block_path))
         elif kind != "redacted_thinking":  # encrypted for Claude only: nothing to pass on
             raise _invalid(
-                f"{block_path}.type", f"{kind!r} blocks are not allowed in assistant turns"
+                f"{block_path}.type", f"{kind!r} blocks are not supported in assistant turns"
             )
     message: Json = {"role": "assistant", "content": "".join(texts)}
     if tool_calls:

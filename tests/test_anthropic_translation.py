@@ -653,6 +653,12 @@ def test_stream_reports_the_matched_stop_sequence() -> None:
     assert events[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "4"}
 
 
+def test_stream_without_a_usage_chunk_counts_chunks_and_keeps_the_hint() -> None:
+    events = _run_stream([_chunk(content="a"), _chunk(content="b"), _chunk(finish="stop")], hint=7)
+
+    assert events[-2]["usage"] == {"input_tokens": 7, "output_tokens": 2}
+
+
 def test_stream_without_content_still_ends_with_message_delta_and_stop() -> None:
     events = _run_stream([_chunk(role="assistant", content=""), _chunk(finish="length")])
 

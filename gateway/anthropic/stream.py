@@ -74,23 +74,7 @@ class AnthropicStream:
         if self._finished:
             return []
         events = self.start() + self._close_block()
-        stop_reason, stop_sequence = stop_details(
-            self._finish_reason, self._stop_sequence, bool(self._tools_seen)
-        )
-        totals = usage(self._usage, self._input_tokens_hint)
-        # Without a usage chunk, count chunks: a worker sends about one token per chunk.
-        output_tokens = totals["output_tokens"] if self._usage else self._deltas
-        delta_usage = {"input_tokens": totals["input_tokens"], "output_tokens": output_tokens}
-        events.append(
-            sse_event(
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                    "usage": delta_usage,
-                }
-            )
-        )
-        events.append(sse_event({"type": "message_stop"}))
+        events += [self._message_delta(), sse_event({"type": "message_stop"})]
         self._finished = True
         return events
 
@@ -100,6 +84,21 @@ class AnthropicStream:
 
     def ping(self) -> bytes:
         return sse_event({"type": "ping"})
+
+    def _message_delta(self) -> bytes:
+        stop_reason, stop_sequence = stop_details(
+            self._finish_reason, self._stop_sequence, bool(self._tools_seen)
+        )
+        totals = usage(self._usage, self._input_tokens_hint)
+        # Without a usage chunk, count chunks: a worker sends about one token per chunk.
+        output_tokens = totals["output_tokens"] if self._usage else self._deltas
+        return sse_event(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                "usage": {"input_tokens": totals["input_tokens"], "output_tokens": output_tokens},
+            }
+        )
 
     def _delta(self, delta: Json) -> list[bytes]:
         events: list[bytes] = []

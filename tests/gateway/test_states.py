@@ -1,0 +1,19 @@
+from gateway.states import State, StateMachine
+
+
+def test_allowed_transition_is_applied() -> None:
+    machine = StateMachine("m")
+    assert machine.move(State.LOADING)
+    assert machine.state is State.LOADING
+
+
+def test_disallowed_transition_is_refused_and_state_kept() -> None:
+    machine = StateMachine("m")
+    assert not machine.move(State.DRAINING)
+    assert machine.state is State.UNLOADED
+
+
+def test_compare_and_swap_refuses_when_state_moved_on() -> None:
+    machine = StateMachine("m", State.STOPPING)
+    assert not machine.move(State.DRAINING, expect=State.READY)
+    assert machine.state is State.STOPPING

@@ -1,0 +1,56 @@
+"""The worker's OpenAI API over the scripted backend: shapes a client sees."""
+
+from __future__ import annotations
+
+from tests.workers.conftest import StartScripted
+
+SCRIPT = {"replies": [{"match": "France", "text": "The capital of France is Paris."}]}
+
+
+def test_chat_answers_whole_with_usage(start_scripted: StartScripted) -> None:
+    worker = start_scripted(SCRIPT)
+    reply = worker.client().chat.completions.create(
+        model="anything", messages=[{"role": "user", "content": "Capital of France?"}]
+    )
+    assert reply.choices[0].message.content == "The capital of France is Paris."
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.model == "scripted-model"
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_chat_streams_role_first_then_text_then_usage(start_scripted: StartScripted) -> None:
+    worker = start_scripted(SCRIPT)
+    chunks = list(
+        worker.client().chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "Capital of France?"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "The capital of France is Paris."
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_models_lists_the_one_model(start_scripted: StartScripted) -> None:
+    worker = start_scripted(SCRIPT)
+    models = worker.client().models.list().data
+    assert [m.id for m in models] == ["scripted-model"]
+    assert models[0].owned_by == "opta-lmx"
+
+
+def test_completion_streams_and_whole_agree(start_scripted: StartScripted) -> None:
+    worker = start_scripted(SCRIPT)
+    client = worker.client()
+    whole = client.completions.create(model="m", prompt="France:")
+    streamed = "".join(
+        c.choices[0].text
+        for c in client.completions.create(model="m", prompt="France:", stream=True)
+    )
+    assert whole.choices[0].text == streamed == "The capital of France is Paris."

@@ -1,0 +1,115 @@
+"""python -m workers: serve one model.
+
+python -m workers --config PATH --model ID
+python -m workers --model-id ID --backend B --path P --port N [options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from workers.backends.registry import BACKEND_NAMES
+from workers.server import WorkerServer, configure_logging
+from workers.settings import WorkerSettings
+
+log = logging.getLogger("workers")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging()
+    try:
+        settings = _settings(args)
+        server = WorkerServer(settings)
+    except (OSError, ValueError, KeyError) as error:
+        log.error("cannot start worker: %s", error)
+        return 2
+    log.info(
+        "worker %s (%s) listening on %s:%d",
+        settings.model_id,
+        settings.backend,
+        settings.host,
+        server.settings.port,
+    )
+    return server.run()
+
+
+def _settings(args: argparse.Namespace) -> WorkerSettings:
+    if args.config is not None:
+        from gateway.config import load_config
+
+        if args.model is None:
+            raise ValueError("--config needs --model ID")
+        settings: WorkerSettings = load_config(Path(args.config)).worker_settings(args.model)
+        return settings
+    missing = [flag for flag in ("model_id", "backend", "path") if getattr(args, flag) is None]
+    if missing:
+        raise ValueError("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
+    return WorkerSettings(
+        model_id=args.model_id,
+        backend=args.backend,
+        path=Path(args.path).resolve(),
+        host=args.host,
+        port=args.port,
+        context_length=args.context_length,
+        max_concurrent=args.max_concurrent,
+        max_queue=args.max_queue,
+        request_timeout_s=args.request_timeout_s,
+        max_body_bytes=args.max_body_bytes,
+        tool_parser=args.tool_parser,
+        reasoning_parser=args.reasoning_parser,
+        embeddings=args.embeddings,
+        vision=args.vision,
+        defaults=_defaults(args.default),
+        chat_template=Path(args.chat_template_file).read_text()
+        if args.chat_template_file
+        else None,
+        api_keys=tuple(args.api_key),
+    )
+
+
+def _defaults(pairs: list[str]) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--default wants KEY=VALUE, got {pair!r}")
+        try:
+            defaults[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            defaults[key] = raw
+    return defaults
+
+
+def _parser() -> argparse.ArgumentParser:
+    base = WorkerSettings(model_id="", backend="", path=Path())
+    p = argparse.ArgumentParser(prog="python -m workers", description="Serve one model.")
+    p.add_argument("--config", help="the gateway's YAML config (with --model)")
+    p.add_argument("--model", help="model id in --config")
+    p.add_argument("--model-id")
+    p.add_argument("--backend", choices=BACKEND_NAMES)
+    p.add_argument("--path", help=".gguf file, MLX directory, or scripted-backend JSON")
+    p.add_argument("--host", default=base.host)
+    p.add_argument("--port", type=int, default=base.port)
+    p.add_argument("--context-length", type=int, default=base.context_length)
+    p.add_argument("--max-concurrent", type=int, default=base.max_concurrent)
+    p.add_argument("--max-queue", type=int, default=base.max_queue)
+    p.add_argument("--request-timeout-s", type=float, default=base.request_timeout_s)
+    p.add_argument("--max-body-bytes", type=int, default=base.max_body_bytes)
+    p.add_argument("--tool-parser", help="default: detect from the chat template; 'none': off")
+    p.add_argument("--reasoning-parser", help="default: detect; 'none': off; 'think'")
+    p.add_argument("--embeddings", action="store_true")
+    p.add_argument("--vision", action="store_true")
+    p.add_argument("--default", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--chat-template-file")
+    p.add_argument("--api-key", action="append", default=[])
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The worker's ASGI app: one model behind the OpenAI API."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.errors import ApiError, error_response
+from workers.boundary import Boundary
+from workers.routes_chat import chat_completions
+from workers.routes_completions import completions
+from workers.routes_embeddings import embeddings
+from workers.routes_info import health, models
+from workers.worker import Worker
+
+
+def create_app(worker: Worker) -> Starlette:
+    routes = [
+        Route("/health", health),
+        Route("/v1/models", models),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(Boundary, api_keys=worker.settings.api_keys)],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.worker = worker
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Router refusals (404 unknown path, 405 wrong method) in the same envelope as the rest.
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    return error_response(ApiError(status, f"{detail}: {request.url.path}"), origin="worker")

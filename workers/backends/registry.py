@@ -1,0 +1,48 @@
+"""Backend name -> backend instance. Each backend is imported only when chosen, so a
+llama_cpp worker never imports mlx (and the reverse)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from workers.backends.base import Backend, BackendError
+from workers.settings import WorkerSettings
+
+
+def _llama_cpp(settings: WorkerSettings) -> Backend:
+    from workers.backends.llama_cpp_backend import LlamaCppBackend
+
+    return LlamaCppBackend(settings.path, settings.context_length)
+
+
+def _mlx(settings: WorkerSettings) -> Backend:
+    from workers.backends.mlx_backend import MlxBackend
+
+    return MlxBackend(settings.path, settings.context_length)
+
+
+def _scripted(settings: WorkerSettings) -> Backend:
+    from workers.backends.scripted import ScriptedBackend
+
+    return ScriptedBackend(settings.path, settings.context_length)
+
+
+_FACTORIES: dict[str, Callable[[WorkerSettings], Backend]] = {
+    "llama_cpp": _llama_cpp,
+    "mlx": _mlx,
+    "scripted": _scripted,
+}
+
+BACKEND_NAMES = tuple(_FACTORIES)
+
+
+def create_backend(settings: WorkerSettings) -> Backend:
+    factory = _FACTORIES.get(settings.backend)
+    if factory is None:
+        raise BackendError(
+            f"unknown backend '{settings.backend}'; choose one of {', '.join(BACKEND_NAMES)}"
+        )
+    try:
+        return factory(settings)
+    except ImportError as error:
+        raise BackendError(f"the {settings.backend} backend is not installed: {error}") from None

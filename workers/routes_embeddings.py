@@ -1,0 +1,52 @@
+"""POST /v1/embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.errors import ApiError, bad_request
+from workers.backends.base import BackendError
+from workers.body import read_body
+from workers.requests import parse_embedding_request
+from workers.worker import Worker
+
+
+async def embeddings(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    body = await read_body(request, worker.settings.max_body_bytes)
+    embedding = parse_embedding_request(body)
+    if not worker.settings.embeddings:
+        raise bad_request(
+            f"model {worker.settings.model_id} is not configured for embeddings", "model"
+        )
+    backend = worker.ready_model().backend
+    texts = list(embedding.inputs)
+    try:
+        vectors = await asyncio.to_thread(backend.embed, texts)
+    except BackendError as error:
+        raise ApiError(500, f"embedding failed: {error}", code="embedding_failed") from None
+    worker.status.request_started()
+    tokens = sum(backend.count_tokens(text) for text in texts)
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [
+                _item(i, vector, embedding.encoding_format) for i, vector in enumerate(vectors)
+            ],
+            "model": worker.settings.model_id,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+def _item(index: int, vector: list[float], encoding: str) -> dict[str, Any]:
+    value: list[float] | str = vector
+    if encoding == "base64":
+        value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return {"object": "embedding", "index": index, "embedding": value}

@@ -1,0 +1,86 @@
+"""Serving one worker: uvicorn starts at once, the model loads on a background thread.
+
+/health therefore answers `loading` during the load. A failed load is logged as one
+line, shown by /health for a moment, and then the process exits non-zero so that
+supervisord sees it die.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import threading
+import time
+
+import uvicorn
+
+from workers.app import create_app
+from workers.backends.registry import create_backend
+from workers.settings import WorkerSettings
+from workers.worker import BackendFactory, Worker
+
+log = logging.getLogger("workers")
+
+FAILED_EXIT_DELAY_S = 2.0
+GRACEFUL_SHUTDOWN_S = 5
+
+
+class WorkerServer:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        backend_factory: BackendFactory = create_backend,
+        failed_exit_delay_s: float = FAILED_EXIT_DELAY_S,
+    ) -> None:
+        self._socket = _bind(settings.host, settings.port)
+        self.settings = dataclasses.replace(settings, port=self._socket.getsockname()[1])
+        self.worker = Worker(self.settings, backend_factory)
+        self._failed_exit_delay_s = failed_exit_delay_s
+        self._server = uvicorn.Server(self._config())
+        self.exit_code = 0
+
+    @property
+    def started(self) -> bool:
+        return self._server.started
+
+    def run(self) -> int:
+        """Blocking; returns the process exit code."""
+        threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+        try:
+            self._server.run(sockets=[self._socket])
+        finally:
+            self._socket.close()
+        return self.exit_code
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+
+    def _load(self) -> None:
+        if self.worker.load():
+            return
+        time.sleep(self._failed_exit_delay_s)
+        self.exit_code = 1
+        self.stop()
+
+    def _config(self) -> uvicorn.Config:
+        return uvicorn.Config(
+            create_app(self.worker),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family)
+    sock.set_inheritable(True)
+    return sock
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

@@ -1,0 +1,138 @@
+"""One model behind the API: its settings, backend, state, admission and chat template."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.errors import ApiError
+from workers.admission import Admission
+from workers.backends.base import Backend, BackendError
+from workers.backends.registry import create_backend
+from workers.chat_template import CHATML_TEMPLATE, ChatTemplate, TemplateError
+from workers.health import HealthContext, ModelState, WorkerStatus, health_body
+from workers.settings import WorkerSettings
+
+log = logging.getLogger("workers")
+
+BackendFactory = Callable[[WorkerSettings], Backend]
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """How this model marks up tool calls and reasoning, fixed once at load."""
+
+    tool_parser: str | None = None
+    reasoning_parser: str | None = None
+    starts_in_reasoning: bool = False
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    backend: Backend
+    template: ChatTemplate
+    output_format: OutputFormat
+
+
+class ParserNameError(ValueError):
+    """The settings name a tool or reasoning parser that does not exist."""
+
+
+def _check_parsers(output_format: OutputFormat) -> None:
+    from workers.output_parser import OutputParser
+
+    try:
+        OutputParser(
+            tool_parser=output_format.tool_parser,
+            reasoning_parser=output_format.reasoning_parser,
+            tools=None,
+        )
+    except (ValueError, KeyError) as error:
+        raise ParserNameError(str(error)) from None
+
+
+class Worker:
+    def __init__(
+        self, settings: WorkerSettings, backend_factory: BackendFactory = create_backend
+    ) -> None:
+        self.settings = settings
+        self.status = WorkerStatus()
+        self.admission = Admission(settings.max_concurrent, settings.max_queue)
+        self.created = int(time.time())
+        self._backend_factory = backend_factory
+        self._model: LoadedModel | None = None
+
+    def load(self) -> bool:
+        """Blocking: runs on the loader thread while the server already answers /health."""
+        started = time.monotonic()
+        try:
+            model = self._load_model()
+        except (BackendError, TemplateError, ParserNameError) as error:
+            return self._fail(str(error))
+        except Exception as error:
+            log.exception("model load failed")
+            return self._fail(f"{type(error).__name__}: {error}")
+        self._model = model
+        self.status.ready(time.monotonic() - started)
+        log.info("model %s ready in %.2fs", self.settings.model_id, self.status.load_seconds)
+        return True
+
+    def ready_model(self) -> LoadedModel:
+        if self._model is None or self.status.state is not ModelState.READY:
+            raise self._not_ready()
+        return self._model
+
+    def health(self) -> dict[str, object]:
+        context = HealthContext(
+            self.settings.model_id,
+            self.settings.backend,
+            self.settings.port,
+            self.settings.context_length,
+        )
+        memory = self._model.backend.memory_bytes() if self._model else None
+        return health_body(
+            self.status, context, memory, self.admission.in_flight, self.admission.queued
+        )
+
+    def _load_model(self) -> LoadedModel:
+        backend = self._backend_factory(self.settings)
+        backend.load()
+        source = self.settings.chat_template or backend.chat_template or CHATML_TEMPLATE
+        template = ChatTemplate(source, backend.special_tokens)
+        return LoadedModel(backend, template, self._output_format(source))
+
+    def _output_format(self, template_source: str) -> OutputFormat:
+        from workers.output_parser import detect_reasoning_parser, detect_tool_parser
+
+        tool_parser = self.settings.tool_parser
+        if tool_parser is None:
+            tool_parser = detect_tool_parser(template_source)
+        reasoning, starts_in_reasoning = detect_reasoning_parser(template_source)
+        if self.settings.reasoning_parser is not None:
+            reasoning = self.settings.reasoning_parser
+        output_format = OutputFormat(
+            tool_parser=None if tool_parser == "none" else tool_parser,
+            reasoning_parser=None if reasoning == "none" else reasoning,
+            starts_in_reasoning=starts_in_reasoning and reasoning not in (None, "none"),
+        )
+        _check_parsers(output_format)
+        return output_format
+
+    def _fail(self, reason: str) -> bool:
+        reason = reason.splitlines()[0] if reason else "unknown error"
+        self.status.fail(reason)
+        log.error("model %s failed to load: %s", self.settings.model_id, reason)
+        return False
+
+    def _not_ready(self) -> ApiError:
+        if self.status.state is ModelState.FAILED:
+            message = f"model {self.settings.model_id} failed to load: {self.status.error}"
+            return ApiError(503, message, code="model_load_failed")
+        return ApiError(
+            503,
+            f"model {self.settings.model_id} is still loading",
+            code="model_loading",
+            headers={"Retry-After": "1"},
+        )

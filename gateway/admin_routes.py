@@ -11,7 +11,6 @@ from starlette.routing import Route
 
 from gateway.asgi import parse_json_object
 from gateway.auth import require_admin_key, require_api_key
-from gateway.errors import ApiError
 from gateway.memory import GB
 from gateway.service import Gateway
 from gateway.states import State
@@ -84,8 +83,14 @@ def model_entries(gateway: Gateway) -> list[dict[str, Any]]:
         entries.append(entry)
     for name, chain in gateway.config.file.routing.aliases.items():
         entries.append(
-            {"id": name, "object": "model", "created": CREATED, "owned_by": "opta-lmx",
-             "status": "alias", "targets": list(chain)}
+            {
+                "id": name,
+                "object": "model",
+                "created": CREATED,
+                "owned_by": "opta-lmx",
+                "status": "alias",
+                "targets": list(chain),
+            }
         )
     return entries
 
@@ -102,8 +107,13 @@ def memory_view(gateway: Gateway) -> dict[str, Any]:
         "threshold_bytes": int(system.total * percent / 100),
         "total_gb": round(system.total / GB, 2),
         "workers": [
-            {"id": w.id, "status": w.state.value, "rss_bytes": w.rss or None,
-             "estimate_bytes": fleet.estimate(w), "max_rss_gb": w.model.max_rss_gb}
+            {
+                "id": w.id,
+                "status": w.state.value,
+                "rss_bytes": w.rss or None,
+                "estimate_bytes": fleet.estimate(w),
+                "max_rss_gb": w.model.max_rss_gb,
+            }
             for w in fleet.workers.values()
         ],
     }

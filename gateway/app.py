@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway import admin_routes
 from gateway.errors import ApiError, error_response
+from gateway.messages_routes import MessagesEndpoint
 from gateway.openai_routes import ModelEndpoint
 from gateway.service import Gateway
 
@@ -23,10 +24,12 @@ log = logging.getLogger("lmx.gateway")
 class GatewayApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.fast = {
+        self.fast: dict[str, ModelEndpoint | MessagesEndpoint] = {
             "/v1/chat/completions": ModelEndpoint(gateway, "/v1/chat/completions"),
             "/v1/completions": ModelEndpoint(gateway, "/v1/completions"),
             "/v1/embeddings": ModelEndpoint(gateway, "/v1/embeddings", streams=False),
+            "/v1/messages": MessagesEndpoint(gateway),
+            "/v1/messages/count_tokens": MessagesEndpoint(gateway, count_only=True),
         }
         self.starlette = Starlette(
             routes=admin_routes.routes(gateway),

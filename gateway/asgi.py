@@ -29,7 +29,9 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"request body is larger than {limit} bytes (gateway.max_body_bytes)")
+            raise ApiError(
+                413, f"request body is larger than {limit} bytes (gateway.max_body_bytes)"
+            )
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -22,6 +22,12 @@ def presented_key(scope: Scope) -> str | None:
     return None
 
 
+def forwarded_auth(scope: Scope) -> dict[str, str]:
+    """The client's key, passed on to the worker, which checks the same keys."""
+    key = presented_key(scope)
+    return {"authorization": f"Bearer {key}"} if key else {}
+
+
 def _matches(key: str | None, allowed: Iterable[str]) -> bool:
     if key is None:
         return False
@@ -34,11 +40,15 @@ def _matches(key: str | None, allowed: Iterable[str]) -> bool:
 
 def require_api_key(scope: Scope, api_keys: list[str]) -> None:
     if api_keys and not _matches(presented_key(scope), api_keys):
-        raise ApiError(401, "a valid API key is required (Authorization: Bearer <key>)",
-                       code="invalid_api_key")
+        raise ApiError(
+            401, "a valid API key is required (Authorization: Bearer <key>)", code="invalid_api_key"
+        )
 
 
 def require_admin_key(scope: Scope, admin_key: str | None) -> None:
     if admin_key is not None and not _matches(presented_key(scope), [admin_key]):
-        raise ApiError(401, "admin routes need the admin key (Authorization: Bearer <key>)",
-                       code="invalid_admin_key")
+        raise ApiError(
+            401,
+            "admin routes need the admin key (Authorization: Bearer <key>)",
+            code="invalid_admin_key",
+        )

@@ -189,7 +189,9 @@ def _validate(config: Config) -> None:
     targets = ids | set(f.routing.aliases)
     for name, preset in f.routing.presets.items():
         if preset.model not in targets:
-            raise ConfigError(f"routing.presets.{name}.model: unknown model or alias {preset.model!r}")
+            raise ConfigError(
+                f"routing.presets.{name}.model: unknown model or alias {preset.model!r}"
+            )
     if f.routing.default is not None and f.routing.default not in targets:
         raise ConfigError(f"routing.default: unknown model or alias {f.routing.default!r}")
     for i, model_id in enumerate(f.auto_load):

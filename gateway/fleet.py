@@ -96,7 +96,8 @@ class Fleet:
             raise
         except (SupervisorError, OSError) as exc:
             await self._fail(w, str(exc))
-            raise ApiError(503, f"{w.id} could not be started: {exc}", code="model_load_failed")
+            message = f"{w.id} could not be started: {exc}"
+            raise ApiError(503, message, code="model_load_failed") from None
         w.load_seconds = round(time.monotonic() - started, 3)
         w.ready_since = time.time()
         w.machine.move(State.READY)
@@ -206,10 +207,14 @@ class Fleet:
     # ---- unloading --------------------------------------------------------------------
 
     async def unload(self, model_id: str, reason: str) -> None:
-        w = self.workers[model_id]
+        await asyncio.shield(self.start_unloading(self.workers[model_id], reason))
+
+    def start_unloading(self, w: WorkerHandle, reason: str) -> asyncio.Task[None]:
+        """One unload at a time per model; callers share it."""
         if w.unload_task is None or w.unload_task.done():
             w.unload_task = asyncio.create_task(self._unload(w, reason), name=f"unload-{w.id}")
-        await asyncio.shield(w.unload_task)
+            w.unload_task.add_done_callback(_consume_exception)
+        return w.unload_task
 
     async def _unload(self, w: WorkerHandle, reason: str) -> None:
         if w.load_task is not None and not w.load_task.done():

@@ -86,7 +86,7 @@ class FleetWatch:
         w.rss = self.fleet.probe.tree_rss(w.pid)
         ttl = self._ttl(w)
         if ttl > 0 and not w.busy and now - w.last_activity() > ttl:
-            asyncio.create_task(self.fleet.unload(w.id, reason=f"idle for {ttl:g}s (ttl_s)"))
+            self.fleet.start_unloading(w, reason=f"idle for {ttl:g}s (ttl_s)")
 
     def _ttl(self, w: WorkerHandle) -> float:
         if w.model.pinned:

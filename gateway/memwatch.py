@@ -27,9 +27,9 @@ from gateway.worker_programs import model_id_of
 class Rpc(Protocol):
     """The slice of supervisord's XML-RPC interface memwatch uses."""
 
-    def getAllProcessInfo(self) -> list[dict[str, Any]]: ...  # noqa: N802
-    def stopProcess(self, name: str, wait: bool) -> bool: ...  # noqa: N802
-    def startProcess(self, name: str, wait: bool) -> bool: ...  # noqa: N802
+    def getAllProcessInfo(self) -> list[dict[str, Any]]: ...
+    def stopProcess(self, name: str, wait: bool) -> bool: ...
+    def startProcess(self, name: str, wait: bool) -> bool: ...
 
 
 HealthFn = Callable[[int], dict[str, Any] | None]
@@ -136,7 +136,7 @@ def main() -> None:
         http_health(config.file.workers.host),
     )
     while True:
-        headers, _payload = childutils.listener.wait(sys.stdin, sys.stdout)
+        _headers, _payload = childutils.listener.wait(sys.stdin, sys.stdout)
         try:
             watch.tick()
         except Exception as exc:  # a bad tick must not kill the listener

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
 from gateway.asgi import ClientGone, parse_json_object, read_body, until_disconnect
-from gateway.auth import require_api_key
+from gateway.auth import forwarded_auth, require_api_key
 from gateway.errors import ApiError, error_response
 from gateway.proxy import (
+    Upstream,
     error_text,
     loading_keepalive,
     order_chain,
@@ -27,6 +30,14 @@ from gateway.proxy import (
 from gateway.routing import Route
 from gateway.service import Gateway
 from gateway.states import State
+
+
+@dataclass(frozen=True)
+class ProxyRequest:
+    route: Route
+    payload: dict[str, Any]
+    body: bytes
+    auth: dict[str, str]
 
 
 class ModelEndpoint:
@@ -54,20 +65,24 @@ class ModelEndpoint:
         stream = payload.get("stream", False)
         if not isinstance(stream, bool):
             raise ApiError(400, "`stream` must be true or false", param="stream")
+        request = ProxyRequest(route, payload, body, forwarded_auth(scope))
         if stream and self.streams:
-            await until_disconnect(receive, self._stream(route, payload, body, send))
+            await until_disconnect(receive, self._stream(request, send))
         else:
-            await until_disconnect(receive, self._whole(route, payload, body, send))
+            await until_disconnect(receive, self._whole(request, send))
 
-    async def _whole(self, route: Route, payload: dict[str, Any], body: bytes, send: Send) -> None:
-        async with self.gateway.proxy.open(route, self.path, payload, body) as upstream:
+    def _open(self, r: ProxyRequest) -> AbstractAsyncContextManager[Upstream]:
+        return self.gateway.proxy.open(r.route, self.path, r.payload, r.body, r.auth)
+
+    async def _whole(self, request: ProxyRequest, send: Send) -> None:
+        async with self._open(request) as upstream:
             await relay_whole(upstream, send)
 
-    async def _stream(self, route: Route, payload: dict[str, Any], body: bytes, send: Send) -> None:
+    async def _stream(self, request: ProxyRequest, send: Send) -> None:
         fleet = self.gateway.fleet
-        first = order_chain(fleet, route)[0]
+        first = order_chain(fleet, request.route)[0]
         if fleet.workers[first].state is State.READY:
-            async with self.gateway.proxy.open(route, self.path, payload, body) as upstream:
+            async with self._open(request) as upstream:
                 await relay_stream(upstream, send, started=False)
             return
         # A load is ahead: answer 200 now and keep the client company while it runs.
@@ -75,7 +90,7 @@ class ModelEndpoint:
         every = self.gateway.config.file.gateway.loading_keepalive_s
         keepalive = asyncio.create_task(loading_keepalive(send, first, every))
         try:
-            async with self.gateway.proxy.open(route, self.path, payload, body) as upstream:
+            async with self._open(request) as upstream:
                 await _stop(keepalive)
                 if upstream.response.status_code != 200:
                     message = await error_text(upstream.response)

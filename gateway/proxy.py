@@ -27,7 +27,9 @@ from gateway.states import State
 from gateway.worker_handle import WorkerHandle
 
 # Hop-by-hop and length headers are the gateway's own business, not the worker's.
-_DROP_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection", b"date", b"server"})
+_DROP_HEADERS = frozenset(
+    {b"content-length", b"transfer-encoding", b"connection", b"date", b"server"}
+)
 RETRYABLE_STATUSES = frozenset({502, 503})
 
 
@@ -66,7 +68,12 @@ class Proxy:
 
     @asynccontextmanager
     async def open(
-        self, route: Route, path: str, payload: dict[str, Any], body: bytes
+        self,
+        route: Route,
+        path: str,
+        payload: dict[str, Any],
+        body: bytes,
+        auth: dict[str, str] | None = None,
     ) -> AsyncIterator[Upstream]:
         """Yield the first upstream answer in the chain that is not a retryable failure."""
         last: ApiError | None = None
@@ -78,7 +85,8 @@ class Proxy:
                 continue
             worker.begin_request()
             try:
-                upstream = await self._send(worker, path, body_for(payload, body, model_id, route))
+                content = body_for(payload, body, model_id, route)
+                upstream = await self._send(worker, path, content, auth or {})
             except ApiError as exc:
                 worker.end_request()
                 last = exc
@@ -91,12 +99,12 @@ class Proxy:
                 worker.end_request()
         raise last or ApiError(503, f"no model of {route.requested!r} could answer")
 
-    async def _send(self, worker: WorkerHandle, path: str, body: bytes) -> Upstream:
+    async def _send(
+        self, worker: WorkerHandle, path: str, body: bytes, auth: dict[str, str]
+    ) -> Upstream:
+        headers = {"content-type": "application/json", **auth}
         request = self.client.build_request(
-            "POST",
-            worker.base_url + path,
-            content=body,
-            headers={"content-type": "application/json"},
+            "POST", worker.base_url + path, content=body, headers=headers
         )
         try:
             response = await self.client.send(request, stream=True)

@@ -59,9 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def admin(stack: Stack) -> httpx.Client:
-    return httpx.Client(
-        base_url=stack.url, headers={"Authorization": "Bearer sesame"}, timeout=60
-    )
+    return httpx.Client(base_url=stack.url, headers={"Authorization": "Bearer sesame"}, timeout=60)
 
 
 def sdk(stack: Stack) -> openai.OpenAI:
@@ -116,11 +114,18 @@ def test_kill_9_mid_stream_ends_with_error_chunk_and_done(stack: Stack) -> None:
     ask(stack, "stream")
     pid = stack.status("stream")["pid"]
     lines: list[str] = []
-    with stack.client() as c, c.stream(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": "stream", "stream": True, "messages": [{"role": "user", "content": "go"}]},
-    ) as response:
+    with (
+        stack.client() as c,
+        c.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "model": "stream",
+                "stream": True,
+                "messages": [{"role": "user", "content": "go"}],
+            },
+        ) as response,
+    ):
         started = None
         for line in response.iter_lines():
             lines.append(line)
@@ -171,11 +176,19 @@ def test_streaming_request_waiting_for_a_load_gets_loading_comments(
     config = base_config(
         [model("sleepy")], tmp_path / "models", gateway={"loading_keepalive_s": 0.5}
     )
-    with running_stack(tmp_path, config) as stk, stk.client() as c, c.stream(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": "sleepy", "stream": True, "messages": [{"role": "user", "content": "x"}]},
-    ) as response:
+    with (
+        running_stack(tmp_path, config) as stk,
+        stk.client() as c,
+        c.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "model": "sleepy",
+                "stream": True,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+        ) as response,
+    ):
         lines = [line for line in response.iter_lines() if line]
     assert response.status_code == 200
     assert any(line.startswith(": loading sleepy") for line in lines)

@@ -19,17 +19,17 @@ class FakeRpc:
         self.running = running
         self.calls: list[tuple[str, str]] = []
 
-    def getAllProcessInfo(self) -> list[dict[str, Any]]:  # noqa: N802
+    def getAllProcessInfo(self) -> list[dict[str, Any]]:
         return [
             {"name": f"worker-{m}", "statename": "RUNNING", "pid": pid}
             for m, pid in self.running.items()
         ]
 
-    def stopProcess(self, name: str, wait: bool) -> bool:  # noqa: N802
+    def stopProcess(self, name: str, wait: bool) -> bool:
         self.calls.append(("stop", name))
         return True
 
-    def startProcess(self, name: str, wait: bool) -> bool:  # noqa: N802
+    def startProcess(self, name: str, wait: bool) -> bool:
         self.calls.append(("start", name))
         return True
 

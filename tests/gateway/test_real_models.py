@@ -4,6 +4,7 @@ and the official openai SDK as the client. MLX is slow on this CPU: few tokens."
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import openai
 import pytest
 

@@ -21,7 +21,11 @@ def router(tmp_path: Path) -> Router:
             "default": "chat",
             "aliases": {"chat": ["big", "small"], "fast": ["small"]},
             "presets": {
-                "coder": {"model": "fast", "system": "You write code.", "params": {"temperature": 0}}
+                "coder": {
+                    "model": "fast",
+                    "system": "You write code.",
+                    "params": {"temperature": 0},
+                }
             },
         },
     }

@@ -140,7 +140,6 @@ def _join(a: OutputEvent, b: OutputEvent) -> OutputEvent | None:
         return TextDelta(a.text + b.text)
     if isinstance(a, ReasoningDelta) and isinstance(b, ReasoningDelta):
         return ReasoningDelta(a.text + b.text)
-    if isinstance(a, ToolCallArguments) and isinstance(b, ToolCallArguments):
-        if a.index == b.index:
-            return ToolCallArguments(a.index, a.fragment + b.fragment)
+    if isinstance(a, ToolCallArguments) and isinstance(b, ToolCallArguments) and a.index == b.index:
+        return ToolCallArguments(a.index, a.fragment + b.fragment)
     return None

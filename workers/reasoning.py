@@ -122,7 +122,7 @@ def generation_prompt(chat_template: str) -> str | None:
         template = env.from_string(chat_template)
         without = template.render(messages=messages, add_generation_prompt=False)
         with_prompt = template.render(messages=messages, add_generation_prompt=True)
-    except (TemplateError, TypeError, ValueError, KeyError, IndexError):
+    except Exception:  # any template may fail on a bare conversation; reading is the fallback
         return None
     if not with_prompt.startswith(without):
         return None

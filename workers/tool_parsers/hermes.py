@@ -12,7 +12,13 @@ from __future__ import annotations
 import json
 
 from workers.tool_parsers.arguments import calls_from_json
-from workers.tool_parsers.blocks import BlockReader, BlockResult, BlockToolParser, TagReader, Verdict
+from workers.tool_parsers.blocks import (
+    BlockReader,
+    BlockResult,
+    BlockToolParser,
+    TagReader,
+    Verdict,
+)
 from workers.tool_parsers.text import MarkerSet
 
 START = "<tool_call>"

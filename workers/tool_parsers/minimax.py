@@ -16,7 +16,13 @@ import re
 from typing import Any
 
 from workers.tool_parsers.arguments import ParsedCall
-from workers.tool_parsers.blocks import BlockReader, BlockResult, BlockToolParser, TagReader, Verdict
+from workers.tool_parsers.blocks import (
+    BlockReader,
+    BlockResult,
+    BlockToolParser,
+    TagReader,
+    Verdict,
+)
 from workers.tool_parsers.text import MarkerSet
 
 START = "<minimax:tool_call>"

@@ -69,7 +69,9 @@ class MistralReader(BlockReader):
 
     def _head_may_continue(self) -> bool:
         head = self._head
-        return ARGS not in head and len(head) <= _LONGEST_NAME and bool(_NAME_SO_FAR.fullmatch(head))
+        return (
+            ARGS not in head and len(head) <= _LONGEST_NAME and bool(_NAME_SO_FAR.fullmatch(head))
+        )
 
     def _read_json(self, scan: JsonValueEnd, text: str) -> None:
         end = scan.scan(text)
@@ -95,4 +97,3 @@ class MistralReader(BlockReader):
         else:
             calls = calls_from_json(value)
         return calls if calls else Verdict.INVALID
-

@@ -19,7 +19,13 @@ import re
 from typing import Any
 
 from workers.tool_parsers.arguments import ParsedCall
-from workers.tool_parsers.blocks import BlockReader, BlockResult, BlockToolParser, TagReader, Verdict
+from workers.tool_parsers.blocks import (
+    BlockReader,
+    BlockResult,
+    BlockToolParser,
+    TagReader,
+    Verdict,
+)
 from workers.tool_parsers.hermes import parse_json_calls
 from workers.tool_parsers.text import MarkerSet
 

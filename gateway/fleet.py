@@ -19,7 +19,7 @@ from gateway.config import Config
 from gateway.errors import ApiError
 from gateway.memory import GB, Admission, MemoryProbe, admit, estimate_footprint
 from gateway.states import State
-from gateway.supervisor_client import Supervisor, SupervisorError
+from gateway.supervisor_client import ProcessInfo, Supervisor, SupervisorError
 from gateway.worker_handle import WorkerHandle
 from gateway.worker_programs import remove_program_file, write_program
 
@@ -152,6 +152,26 @@ class Fleet:
             w.health = health
             return health
         return None
+
+    async def confirm_lost(self, w: WorkerHandle) -> bool:
+        """Ask supervisord whether a worker that failed to answer is still there."""
+        info = await self.supervisor.info(w.program)
+        if info is not None and info.state in ("STARTING", "RUNNING") and info.pid == w.pid:
+            return False
+        if w.state is State.READY:
+            self.mark_lost(w, info)
+        return True
+
+    def mark_lost(self, w: WorkerHandle, info: ProcessInfo | None) -> None:
+        """The process of a ready worker is gone: stopped by an operator, or crashed."""
+        if info is None or info.state == "STOPPED":
+            w.machine.move(State.UNLOADED)
+            log_event("unloaded", model=w.id, reason="stopped outside the gateway")
+        else:
+            w.last_error = f"worker exited ({info.state}, exit status {info.exit_status})"
+            w.machine.move(State.FAILED)
+            log_event("crashed", model=w.id, state=info.state, exit_status=info.exit_status)
+        w.forget_process()
 
     def _learn(self, w: WorkerHandle) -> None:
         w.rss = self.probe.tree_rss(w.pid)

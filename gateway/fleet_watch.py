@@ -50,9 +50,11 @@ class FleetWatch:
         await asyncio.gather(*(self._sync(w, infos.get(w.program)) for w in idle))
 
     async def _sync(self, w: WorkerHandle, info: ProcessInfo | None) -> None:
+        if info is not None and info.state == "STOPPING":
+            return  # an operator's stop in progress: judge it once it has settled
         alive = info is not None and info.state in RUNNING_STATES
         if w.state is State.READY and not alive:
-            self._lost(w, info)
+            self.fleet.mark_lost(w, info)
         elif w.state is State.READY and info is not None and info.pid != w.pid:
             log_event("adopt", model=w.id, pid=info.pid, reason="restarted outside the gateway")
             self.fleet.start_loading(w)
@@ -61,18 +63,6 @@ class FleetWatch:
             self.fleet.start_loading(w)
         elif w.state is State.READY:
             await self._check(w)
-
-    def _lost(self, w: WorkerHandle, info: ProcessInfo | None) -> None:
-        stopped = info is None or info.state == "STOPPED"
-        if stopped:
-            w.machine.move(State.UNLOADED)
-            log_event("unloaded", model=w.id, reason="stopped outside the gateway")
-        else:
-            assert info is not None
-            w.last_error = f"worker exited ({info.state}, exit status {info.exit_status})"
-            w.machine.move(State.FAILED)
-            log_event("crashed", model=w.id, state=info.state, exit_status=info.exit_status)
-        w.forget_process()
 
     async def _check(self, w: WorkerHandle) -> None:
         health = await self.fleet.check_health(w)

@@ -78,17 +78,10 @@ class Proxy:
         """Yield the first upstream answer in the chain that is not a retryable failure."""
         last: ApiError | None = None
         for model_id in order_chain(self.fleet, route):
+            content = body_for(payload, body, model_id, route)
             try:
-                worker = await self.fleet.ensure_ready(model_id)
+                upstream = await self._answer(model_id, path, content, auth or {})
             except ApiError as exc:
-                last = exc
-                continue
-            worker.begin_request()
-            try:
-                content = body_for(payload, body, model_id, route)
-                upstream = await self._send(worker, path, content, auth or {})
-            except ApiError as exc:
-                worker.end_request()
                 last = exc
                 continue
             try:
@@ -96,8 +89,23 @@ class Proxy:
                 return
             finally:
                 await upstream.response.aclose()
-                worker.end_request()
+                upstream.worker.end_request()
         raise last or ApiError(503, f"no model of {route.requested!r} could answer")
+
+    async def _answer(
+        self, model_id: str, path: str, body: bytes, auth: dict[str, str]
+    ) -> Upstream:
+        """One model's answer; a worker found dead since the last tick is loaded again once."""
+        for attempt in range(2):
+            worker = await self.fleet.ensure_ready(model_id)
+            worker.begin_request()
+            try:
+                return await self._send(worker, path, body, auth)
+            except ApiError:
+                worker.end_request()
+                if attempt > 0 or not await self.fleet.confirm_lost(worker):
+                    raise
+        raise AssertionError("unreachable")
 
     async def _send(
         self, worker: WorkerHandle, path: str, body: bytes, auth: dict[str, str]

@@ -118,7 +118,10 @@ class SupervisorClient:
             raise SupervisorError(f"cannot read {name}: {fault.faultString}") from None
 
     async def all_info(self) -> dict[str, ProcessInfo]:
-        infos = await self._call("getAllProcessInfo")
+        try:
+            infos = await self._call("getAllProcessInfo")
+        except xmlrpc.client.Fault as fault:  # e.g. SHUTDOWN_STATE while supervisord stops
+            raise SupervisorError(f"cannot list processes: {fault.faultString}") from None
         return {i["name"]: ProcessInfo.from_rpc(i) for i in infos}
 
     async def tail_log(self, name: str, length: int = 4000) -> str:

@@ -72,9 +72,14 @@ class Stack:
         )
         return result.stdout + result.stderr
 
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        key = self.config.get("security", {}).get("admin_key")
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
     def status(self, model_id: str) -> dict[str, Any]:
         with self.client() as c:
-            models = c.get("/admin/status").json()["models"]
+            models = c.get("/admin/status", headers=self.admin_headers).json()["models"]
         return next(m for m in models if m["id"] == model_id)
 
     def worker_pids(self) -> list[int]:

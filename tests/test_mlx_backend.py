@@ -17,6 +17,10 @@ from workers.gguf_to_mlx import convert
 REPO = Path(__file__).resolve().parents[1]
 SMOLLM2_GGUF = REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 GREEDY = Sampling(max_tokens=12, temperature=0.0)
+# MLX's CPU backend here costs ~0.1-0.25 s per token, prompt tokens included: keep prompts
+# short where the chat template is not the point.
+STORY = "Once upon a time"
+FACT = "The largest planet is"
 
 
 @pytest.fixture(scope="module")
@@ -80,17 +84,15 @@ def test_template_and_special_tokens_come_from_the_model(backend: MlxBackend) ->
 
 @pytest.mark.slow
 def test_generation_stops_at_max_tokens(backend: MlxBackend) -> None:
-    prompt = chat_prompt(backend, "Write a long poem about the sea.")
-    tokens = list(backend.generate(prompt, Sampling(max_tokens=3, temperature=0.0), never))
+    tokens = list(backend.generate(STORY, Sampling(max_tokens=3, temperature=0.0), never))
     assert len(tokens) == 3
 
 
 @pytest.mark.slow
 def test_should_stop_ends_generation_within_a_token(backend: MlxBackend) -> None:
-    prompt = chat_prompt(backend, "Write a long poem about the sea.")
     seen: list[Token] = []
     stop = threading.Event()
-    for token in backend.generate(prompt, Sampling(max_tokens=50, temperature=0.0), stop.is_set):
+    for token in backend.generate(STORY, Sampling(max_tokens=50, temperature=0.0), stop.is_set):
         seen.append(token)
         if len(seen) == 2:
             stop.set()
@@ -99,10 +101,9 @@ def test_should_stop_ends_generation_within_a_token(backend: MlxBackend) -> None
 
 @pytest.mark.slow
 def test_seeded_sampling_repeats_and_logprobs_are_reported(backend: MlxBackend) -> None:
-    prompt = chat_prompt(backend, "Tell me a word.")
     sampling = Sampling(max_tokens=4, temperature=1.0, seed=7, top_logprobs=2)
-    first = list(backend.generate(prompt, sampling, never))
-    second = list(backend.generate(prompt, sampling, never))
+    first = list(backend.generate(STORY, sampling, never))
+    second = list(backend.generate(STORY, sampling, never))
     assert [t.token_id for t in first] == [t.token_id for t in second]
     token = first[0]
     assert token.logprob is not None and token.logprob <= 0
@@ -129,3 +130,52 @@ def test_embeddings_are_unit_vectors_closer_for_similar_texts(backend: MlxBacken
 def test_memory_is_reported_in_bytes(backend: MlxBackend) -> None:
     memory = backend.memory_bytes()
     assert memory is not None and memory > 50_000_000  # the 98 MB of weights
+
+
+@pytest.fixture(scope="module")
+def alone(backend: MlxBackend) -> dict[str, str]:
+    """Greedy text of each prompt generated with nothing else running."""
+    sampling = Sampling(max_tokens=5, temperature=0.0)
+    return {p: text_of(list(backend.generate(p, sampling, never))) for p in (STORY, FACT)}
+
+
+def generate_concurrently(
+    backend: MlxBackend, prompts: list[str], stop_after: dict[int, int] | None = None
+) -> list[list[Token]]:
+    """Run one greedy generate() per prompt on its own thread; request i leaves after
+    stop_after[i] tokens by setting its should_stop flag."""
+    results: list[list[Token]] = [[] for _ in prompts]
+    limits = stop_after or {}
+
+    def run(index: int) -> None:
+        stop = threading.Event()
+        sampling = Sampling(max_tokens=5, temperature=0.0)
+        for token in backend.generate(prompts[index], sampling, stop.is_set):
+            results[index].append(token)
+            if len(results[index]) == limits.get(index):
+                stop.set()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+@pytest.mark.slow
+def test_concurrent_greedy_generations_match_running_alone(
+    backend: MlxBackend, alone: dict[str, str]
+) -> None:
+    fact, story = generate_concurrently(backend, [FACT, STORY])
+    assert [text_of(fact), text_of(story)] == [alone[FACT], alone[STORY]]
+
+
+@pytest.mark.slow
+def test_stopping_one_request_leaves_the_other_running(
+    backend: MlxBackend, alone: dict[str, str]
+) -> None:
+    leaver, stayer = generate_concurrently(backend, [FACT, STORY], stop_after={0: 1})
+    assert len(leaver) == 1
+    assert text_of(stayer) == alone[STORY]

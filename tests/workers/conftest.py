@@ -34,7 +34,8 @@ class RunningWorker:
     def client(self, **options: Any) -> OpenAI:
         options.setdefault("max_retries", 0)
         options.setdefault("timeout", 60.0)
-        return OpenAI(base_url=self.base_url + "/v1", api_key="unused", **options)
+        options.setdefault("api_key", "unused")
+        return OpenAI(base_url=self.base_url + "/v1", **options)
 
     def health(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(self.base_url + "/health", timeout=5).json()
@@ -78,6 +79,7 @@ def start_scripted(tmp_path: Path) -> Iterator[StartScripted]:
     def _start(script: dict[str, Any], wait: bool = True, **overrides: Any) -> RunningWorker:
         path = tmp_path / f"script-{len(running)}.json"
         path.write_text(json.dumps(script))
+        exit_delay_s = overrides.pop("failed_exit_delay_s", 0.2)
         settings = WorkerSettings(
             model_id=overrides.pop("model_id", "scripted-model"),
             backend="scripted",
@@ -85,7 +87,7 @@ def start_scripted(tmp_path: Path) -> Iterator[StartScripted]:
             port=0,
             **overrides,
         )
-        worker = start(settings)
+        worker = start(settings, exit_delay_s)
         running.append(worker)
         if wait:
             worker.wait_ready()

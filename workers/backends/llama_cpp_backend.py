@@ -120,6 +120,7 @@ class LlamaCppBackend(Backend):
         )
 
     def _open(self, **options: Any) -> llama_cpp.Llama:
+        _avoid_amx_if_present()
         try:
             return llama_cpp.Llama(
                 model_path=str(self._path),
@@ -129,6 +130,31 @@ class LlamaCppBackend(Backend):
             )
         except (ValueError, RuntimeError) as error:
             raise BackendError(f"llama.cpp cannot load {self._path.name}: {error}") from None
+
+
+def _avoid_amx_if_present() -> None:
+    """Keep weights out of ggml's AMX buffers: its AMX matmul faults (GPF at ldtilecfg) on
+    hosts that advertise AMX without granting tile state to worker threads, e.g. many VMs
+    (ggml-org/llama.cpp#20824, fix pending in ggml-org/llama.cpp#26954). Llama() has no
+    option for this, so the model-params default is wrapped, once, process-wide."""
+    defaults = llama_cpp.llama_cpp.llama_model_default_params
+    if getattr(defaults, "_lmx_no_extra_bufts", False) or not _cpu_has_amx():
+        return
+
+    def without_extra_buffers() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    without_extra_buffers._lmx_no_extra_bufts = True  # type: ignore[attr-defined]
+    llama_cpp.llama_cpp.llama_model_default_params = without_extra_buffers
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        return "amx_tile" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
 
 
 def _grammar(schema: dict[str, Any] | None) -> llama_cpp.LlamaGrammar | None:

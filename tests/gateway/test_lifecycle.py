@@ -3,6 +3,7 @@ on-demand loads, single-flight, operator commands, crashes, failed loads, fallba
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -286,3 +287,61 @@ with httpx.stream("POST", sys.argv[1] + "/v1/chat/completions", json=body, timeo
         if line.startswith("data: {"):
             print("token", flush=True)
 """
+
+
+def test_unload_drains_in_flight_stream_and_later_requests_wait_for_reload(stack: Stack) -> None:
+    ask(stack, "stream")
+    first_pid = stack.status("stream")["pid"]
+    received: list[str] = []
+
+    def stream_all() -> None:
+        with (
+            stack.client() as c,
+            c.stream(
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    "model": "stream",
+                    "stream": True,
+                    "max_tokens": 60,
+                    "messages": [{"role": "user", "content": "go"}],
+                },
+            ) as response,
+        ):
+            received.extend(response.iter_lines())
+
+    with ThreadPoolExecutor(3) as pool:
+        streaming = pool.submit(stream_all)
+        wait_until(lambda: len(received) > 3, 10, what="the stream to start")
+        unloading = pool.submit(
+            lambda: admin(stack).post("/admin/models/unload", json={"model": "stream"})
+        )
+        wait_until(lambda: stack.status("stream")["status"] == "draining", 5, what="draining")
+        later = pool.submit(ask, stack, "stream")
+        streaming.result(30)
+        assert unloading.result(30).json()["status"] == "unloaded"
+        assert later.result(60).startswith("tick")
+    assert received[-1] == "data: [DONE]" or received[-2] == "data: [DONE]"
+    assert not any('"error"' in line for line in received)
+    assert stack.status("stream")["pid"] not in (None, first_pid)
+
+
+def test_hung_worker_is_restarted_after_health_timeout(tmp_path: Path) -> None:
+    write_scripts(tmp_path / "models")
+    config = base_config(
+        [model("hello")],
+        tmp_path / "models",
+        workers={"health_timeout_s": 2, "health_interval_s": 0.5, "stop_timeout_s": 1},
+    )
+    with running_stack(tmp_path, config) as stk:
+        ask(stk, "hello")
+        pid = stk.status("hello")["pid"]
+        os.kill(pid, signal.SIGSTOP)  # a real hang: the process exists but answers nothing
+        try:
+            wait_until(lambda: stk.status("hello")["pid"] not in (None, pid), 30, what="restart")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        assert "restart_hung" in stk.log("gateway")
+        assert ask(stk, "hello") == "Hello from the scripted model."
+        assert pid not in stk.worker_pids()

@@ -30,12 +30,17 @@ def converted_smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out if out.is_dir() else convert(SMOLLM2_GGUF, out)
 
 
-def tiny_llama_gguf(path: Path, architecture: str = "llama") -> Path:
+def tiny_llama_gguf(path: Path, architecture: str = "llama", untied: bool = False) -> Path:
     """A 2-layer F16 llama with a byte-level vocabulary, written with MLX's GGUF writer."""
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     tokens = [*SPECIALS, *alphabet, "Ġt", "he", "Ġthe"]
     mx.random.seed(0)
-    mx.save_gguf(str(path), _tiny_weights(len(tokens)), _tiny_metadata(tokens, architecture))
+    weights = _tiny_weights(len(tokens))
+    if untied:
+        weights["output.weight"] = (mx.random.normal((len(tokens), HIDDEN)) * 0.02).astype(
+            mx.float16
+        )
+    mx.save_gguf(str(path), weights, _tiny_metadata(tokens, architecture))
     return path
 
 
@@ -105,6 +110,16 @@ def test_f16_llama_becomes_a_directory_mlx_lm_loads(tmp_path: Path) -> None:
     assert logits.shape == (1, len(ids), config["vocab_size"])
 
 
+def test_separate_output_tensor_becomes_lm_head(tmp_path: Path) -> None:
+    from mlx_lm import load
+
+    out = convert(tiny_llama_gguf(tmp_path / "tiny.gguf", untied=True), tmp_path / "tiny-mlx")
+
+    assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is False
+    model = load(str(out))[0]
+    assert model.lm_head.weight.shape == (len(SPECIALS) + 256 + 3, HIDDEN)
+
+
 def test_progress_reports_each_step(tmp_path: Path) -> None:
     lines: list[str] = []
     convert(tiny_llama_gguf(tmp_path / "tiny.gguf"), tmp_path / "out", lines.append)
@@ -115,7 +130,7 @@ def test_progress_reports_each_step(tmp_path: Path) -> None:
 
 def test_interrupted_conversion_leaves_no_directory_behind(tmp_path: Path) -> None:
     def interrupt(message: str) -> None:
-        if "tokenizer" in message:
+        if message.startswith("wrote weights"):
             raise KeyboardInterrupt
 
     gguf = tiny_llama_gguf(tmp_path / "tiny.gguf")
@@ -181,3 +196,28 @@ def test_smollm2_q4_1_answers_the_capital_of_france(
     pieces = stream_generate(model, tokenizer, prompt, max_tokens=12, sampler=make_sampler(0.0))
 
     assert "Paris" in "".join(piece.text for piece in pieces)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello 42 world, 1234567890",
+        "  multiple   spaces\n\nnew\tlines",
+        "Ünïcødé 日本語 emoji 🎉",
+        "<|im_start|>user\nHi<|im_end|>\n",
+        "x=3.14159; y = f(x)**2  # don't",
+    ],
+)
+def test_rebuilt_tokenizer_matches_llama_cpp(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    from llama_cpp import Llama
+    from tokenizers import Tokenizer
+
+    rebuilt = Tokenizer.from_file(str(converted_smollm2(tmp_path_factory) / "tokenizer.json"))
+    reference = Llama(str(SMOLLM2_GGUF), vocab_only=True, verbose=False)
+
+    ids = rebuilt.encode(text).ids
+    assert ids == reference.tokenize(text.encode(), add_bos=False, special=True)
+    assert rebuilt.decode(ids, skip_special_tokens=False) == text

@@ -74,12 +74,13 @@ def _convert(gguf_path: Path, out_dir: Path, say: Progress, overwrite: bool) -> 
     tensors, meta = read_gguf(gguf_path)
     _check_llama(meta, tensors)
     weights = rename_tensors(tensors)
-    config = model_config(meta, weights)
+    say("building the tokenizer from the GGUF vocabulary")
+    files = {"config.json": _json(model_config(meta, weights)), **tokenizer_files(meta, say)}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the model is not a secret
-        _write_model(staging, weights, config, meta, say)
+        _write_model(staging, weights, files, say)
         _move_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -199,28 +200,23 @@ def _bits(weights: dict[str, mx.array], module: str) -> int:
 
 
 def _write_model(
-    staging: Path,
-    weights: dict[str, mx.array],
-    config: dict[str, Any],
-    meta: Metadata,
-    say: Progress,
+    staging: Path, weights: dict[str, mx.array], files: dict[str, str], say: Progress
 ) -> None:
     say(f"writing {len(weights)} tensors")
     started = time.monotonic()
     mx.save_safetensors(str(staging / "model.safetensors"), weights, metadata={"format": "mlx"})
     say(f"wrote weights in {time.monotonic() - started:.1f}s")
-    (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    say("building the tokenizer from the GGUF vocabulary")
-    build_tokenizer_files(meta, staging, say)
+    for name, text in files.items():
+        (staging / name).write_text(text, encoding="utf-8")
 
 
-def build_tokenizer_files(meta: Metadata, out_dir: Path, say: Progress) -> None:
-    """Write tokenizer.json and tokenizer_config.json rebuilt from the GGUF vocabulary."""
+def tokenizer_files(meta: Metadata, say: Progress) -> dict[str, str]:
+    """tokenizer.json and tokenizer_config.json, rebuilt from the GGUF vocabulary."""
     tokens: list[str] = list(_meta_value(meta, "tokenizer.ggml.tokens", ...))
-    tokenizer = _bpe_tokenizer(meta, tokens, say)
-    tokenizer.save(str(out_dir / "tokenizer.json"))
-    config = _tokenizer_config(meta, tokens)
-    (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return {
+        "tokenizer.json": _bpe_tokenizer(meta, tokens, say).to_str(),
+        "tokenizer_config.json": _json(_tokenizer_config(meta, tokens)),
+    }
 
 
 def _bpe_tokenizer(meta: Metadata, tokens: list[str], say: Progress) -> Tokenizer:
@@ -322,6 +318,10 @@ def _meta_value(meta: Metadata, key: str, default: Any) -> Any:
         return default
     value = meta[key]
     return value.item() if isinstance(value, mx.array) else value
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
 def _silent(_message: str) -> None:

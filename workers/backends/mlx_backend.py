@@ -89,7 +89,7 @@ class MlxBackend(Backend):
         scheduler = self._running_scheduler()
         scheduler.submit(request)
         try:
-            yield from self._tokens_of(request, scheduler, sampling, should_stop)
+            yield from self._tokens_of(request, scheduler, sampling)
         finally:
             request.cancelled.set()
 
@@ -98,11 +98,10 @@ class MlxBackend(Backend):
         request: _Request,
         scheduler: _BatchScheduler,
         sampling: Sampling,
-        should_stop: Callable[[], bool],
     ) -> Iterator[Token]:
         detokenizer = self._loaded_tokenizer().detokenizer
         eos_ids = self._loaded_tokenizer().eos_token_ids
-        while not should_stop():
+        while not request.should_stop():
             step = scheduler.next_step(request)
             if step is None or step.token_id in eos_ids:
                 return
@@ -296,7 +295,9 @@ class _BatchScheduler:
 
     def _step(self, generator: Any) -> None:
         with self._compute:
-            responses = generator.next_generated()
+            # One decode step plus at most one prefill chunk, so leavers and newcomers
+            # are handled between chunks of a long prompt.
+            _, responses = generator.next()
             steps = [(r.uid, self._step_of(r)) for r in responses if r.uid in self._active]
         for uid, step in steps:
             request = self._active[uid] if not step.finished else self._active.pop(uid)

@@ -14,6 +14,7 @@ from workers.chat_answer import ChatAnswer
 from workers.forced_tools import ForcedToolCallParser, tool_call_schema
 from workers.requests import ChatRequest, parse_chat_request
 from workers.responder import make_job, respond
+from workers.tool_prompt import with_tool_instructions
 from workers.worker import LoadedModel, Worker
 
 
@@ -24,16 +25,22 @@ async def chat_completions(request: Request) -> Response:
     model = worker.ready_model()
     _refuse_images(chat, worker)
     forced = chat.tool_choice.mode in ("required", "named")
-    prompt = model.template.render(
-        chat.messages, chat.tools if chat.tool_choice.mode != "none" else ()
+    job = make_job(
+        worker, model.backend, _prompt(model, chat), chat.options, _json_schema(chat, forced)
     )
-    job = make_job(worker, model.backend, prompt, chat.options, _json_schema(chat, forced))
     answer = ChatAnswer(
         AnswerId(worker.settings.model_id, "chatcmpl"),
         ForcedToolCallParser(chat.tool_choice.name) if forced else _parser(model, chat),
         logprobs=chat.options.top_logprobs is not None,
     )
     return await respond(request, worker, job, answer)
+
+
+def _prompt(model: LoadedModel, chat: ChatRequest) -> str:
+    tools = chat.tools if chat.tool_choice.mode != "none" else ()
+    if tools and model.output_format.tools_in_system_prompt:
+        return model.template.render(with_tool_instructions(chat.messages, tools))
+    return model.template.render(chat.messages, tools)
 
 
 def _refuse_images(chat: ChatRequest, worker: Worker) -> None:

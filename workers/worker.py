@@ -14,6 +14,7 @@ from workers.backends.registry import create_backend
 from workers.chat_template import CHATML_TEMPLATE, ChatTemplate, TemplateError
 from workers.health import HealthContext, ModelState, WorkerStatus, health_body
 from workers.settings import WorkerSettings
+from workers.tool_prompt import FALLBACK_TOOL_PARSER
 
 log = logging.getLogger("workers")
 
@@ -27,6 +28,8 @@ class OutputFormat:
     tool_parser: str | None = None
     reasoning_parser: str | None = None
     starts_in_reasoning: bool = False
+    # The template cannot show tools: describe them in the system message instead.
+    tools_in_system_prompt: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,24 +104,39 @@ class Worker:
         backend.load()
         source = self.settings.chat_template or backend.chat_template or CHATML_TEMPLATE
         template = ChatTemplate(source, backend.special_tokens)
-        return LoadedModel(backend, template, self._output_format(source))
+        return LoadedModel(backend, template, self._output_format(template))
 
-    def _output_format(self, template_source: str) -> OutputFormat:
-        from workers.output_parser import detect_reasoning_parser, detect_tool_parser
-
-        tool_parser = self.settings.tool_parser
-        if tool_parser is None:
-            tool_parser = detect_tool_parser(template_source)
-        reasoning, starts_in_reasoning = detect_reasoning_parser(template_source)
-        if self.settings.reasoning_parser is not None:
-            reasoning = self.settings.reasoning_parser
+    def _output_format(self, template: ChatTemplate) -> OutputFormat:
+        tool_parser, tools_in_system_prompt = self._tool_parser(template)
+        reasoning_parser, starts_in_reasoning = self._reasoning_parser(template.source)
         output_format = OutputFormat(
-            tool_parser=None if tool_parser == "none" else tool_parser,
-            reasoning_parser=None if reasoning == "none" else reasoning,
-            starts_in_reasoning=starts_in_reasoning and reasoning not in (None, "none"),
+            tool_parser, reasoning_parser, starts_in_reasoning, tools_in_system_prompt
         )
         _check_parsers(output_format)
         return output_format
+
+    def _tool_parser(self, template: ChatTemplate) -> tuple[str | None, bool]:
+        """The tool parser, and whether tools must be described in the system message."""
+        from workers.output_parser import detect_tool_parser
+
+        configured = self.settings.tool_parser
+        if configured is not None:
+            return (None if configured == "none" else configured), False
+        detected = detect_tool_parser(template.source)
+        if detected is not None or template.mentions_tools:
+            return detected, False
+        return FALLBACK_TOOL_PARSER, True
+
+    def _reasoning_parser(self, template_source: str) -> tuple[str | None, bool]:
+        from workers.output_parser import detect_reasoning_parser
+
+        detected, starts_in_reasoning = detect_reasoning_parser(template_source)
+        configured = self.settings.reasoning_parser
+        if configured is None:
+            return detected, starts_in_reasoning
+        if configured == "none":
+            return None, False
+        return configured, starts_in_reasoning
 
     def _fail(self, reason: str) -> bool:
         reason = reason.splitlines()[0] if reason else "unknown error"

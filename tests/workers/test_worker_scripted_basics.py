@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.workers.conftest import StartScripted
 
 SCRIPT = {"replies": [{"match": "France", "text": "The capital of France is Paris."}]}
@@ -54,3 +56,40 @@ def test_completion_streams_and_whole_agree(start_scripted: StartScripted) -> No
         for c in client.completions.create(model="m", prompt="France:", stream=True)
     )
     assert whole.choices[0].text == streamed == "The capital of France is Paris."
+
+
+def test_stop_sequence_across_tokens_cuts_streamed_and_whole_alike(
+    start_scripted: StartScripted,
+) -> None:
+    client = start_scripted(SCRIPT).client()
+    france: Any = [{"role": "user", "content": "France?"}]
+    whole = client.chat.completions.create(model="m", messages=france, stop=["s Pa", "zzz"])
+    chunks = list(
+        client.chat.completions.create(model="m", messages=france, stop="s Pa", stream=True)
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert whole.choices[0].message.content == streamed == "The capital of France i"
+    assert whole.choices[0].finish_reason == chunks[-1].choices[0].finish_reason == "stop"
+    assert (whole.choices[0].model_extra or {})["stop_sequence"] == "s Pa"
+    assert (chunks[-1].choices[0].model_extra or {})["stop_sequence"] == "s Pa"
+
+
+def test_max_tokens_cuts_with_finish_reason_length(start_scripted: StartScripted) -> None:
+    client = start_scripted(SCRIPT).client()
+    france: Any = [{"role": "user", "content": "France?"}]
+    reply = client.chat.completions.create(model="m", messages=france, max_tokens=2)
+    assert reply.choices[0].message.content == "The cap"
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage is not None and reply.usage.completion_tokens == 2
+
+
+def test_defaults_from_settings_apply_when_the_request_omits_them(
+    start_scripted: StartScripted,
+) -> None:
+    client = start_scripted(SCRIPT, defaults={"max_tokens": 2}).client()
+    france: Any = [{"role": "user", "content": "France?"}]
+    assert client.chat.completions.create(model="m", messages=france).choices[0].finish_reason == (
+        "length"
+    )
+    longer = client.chat.completions.create(model="m", messages=france, max_tokens=100)
+    assert longer.choices[0].finish_reason == "stop"

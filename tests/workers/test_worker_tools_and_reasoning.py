@@ -111,3 +111,19 @@ def test_required_tool_choice_is_refused_where_output_cannot_be_constrained(
             model="m", messages=MESSAGES, response_format={"type": "json_object"}
         )
     assert "cannot constrain" in str(refused_json.value)
+
+
+def test_template_without_tools_gets_them_described_in_the_system_message(
+    start_scripted: StartScripted,
+) -> None:
+    # The scripted model has no template (ChatML fallback, which cannot show tools): it
+    # only answers with a call when the tool's signature reached its prompt.
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    client = start_scripted(
+        {"replies": [{"match": '<tools>\n{"name": "get_weather"', "text": call}], "default": "?"}
+    ).client()
+    reply = client.chat.completions.create(model="m", messages=MESSAGES, tools=TOOLS)
+    assert reply.choices[0].finish_reason == "tool_calls"
+    assert reply.choices[0].message.tool_calls is not None
+    without_tools = client.chat.completions.create(model="m", messages=MESSAGES)
+    assert without_tools.choices[0].message.content == "?"

@@ -17,7 +17,12 @@ class ContextPool(Generic[Context]):
         self._size = max(1, size)
         self._free: queue.SimpleQueue[Context] = queue.SimpleQueue()
         self._created = 0
+        self._in_use = 0
         self._lock = threading.Lock()
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
 
     def warm(self) -> Context:
         """Create the first context now (so a bad file fails the load) and return it."""
@@ -30,9 +35,13 @@ class ContextPool(Generic[Context]):
     @contextmanager
     def lease(self) -> Iterator[Context]:
         context = self._take()
+        with self._lock:
+            self._in_use += 1
         try:
             yield context
         finally:
+            with self._lock:
+                self._in_use -= 1
             self._free.put(context)
 
     def _take(self) -> Context:

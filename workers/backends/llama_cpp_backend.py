@@ -1,12 +1,15 @@
 """GGUF models through llama-cpp-python.
 
 Each request gets a whole `Llama` context from a small pool. Every context maps the same
-file, so the weights sit in memory once; what a context adds is its KV cache.
+file, so the weights sit in memory once; what a context adds is its KV cache. The CPU
+cores are shared out between the contexts generating at the moment: llama.cpp's threads
+spin-wait for each other, so more threads than cores in total slows everyone down a lot.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import os
 import random
@@ -29,6 +32,8 @@ class LlamaCppBackend(Backend):
     supports_logprobs: ClassVar[bool] = True
 
     def __init__(self, model_path: Path, context_length: int, n_contexts: int = 1) -> None:
+        """n_contexts: how many requests can generate at once (each context has its own
+        KV cache of context_length tokens)."""
         self._path = model_path
         self._context_length = context_length
         self._pool = ContextPool(self._new_context, n_contexts)
@@ -60,7 +65,8 @@ class LlamaCppBackend(Backend):
         self, prompt: str, sampling: Sampling, should_stop: Callable[[], bool]
     ) -> Iterator[Token]:
         with self._pool.lease() as llama:
-            yield from self._generate(llama, prompt, sampling, should_stop)
+            if not should_stop():  # the client may have left while no context was free
+                yield from self._generate(llama, prompt, sampling, should_stop)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         with self._embed_lock:
@@ -89,13 +95,22 @@ class LlamaCppBackend(Backend):
             repeat_penalty=1.0,
             grammar=_grammar(sampling.json_schema),
         )
+        threads = self._share_cores(llama, 0)
         for count, token_id in enumerate(stream, start=1):
             if should_stop() or llama_cpp.llama_vocab_is_eog(llama._model.vocab, token_id):
                 return
+            threads = self._share_cores(llama, threads)
             text = decoder.decode(llama.detokenize([token_id], special=True))
             yield _token(llama, token_id, text, sampling.top_logprobs)
             if count >= min(sampling.max_tokens, room):
                 return
+
+    def _share_cores(self, llama: llama_cpp.Llama, current: int) -> int:
+        """Threads for this context now that `in_use` contexts generate; set between tokens."""
+        threads = max(1, _physical_cores() // max(1, self._pool.in_use))
+        if threads != current:
+            llama._ctx.set_n_threads(threads, threads)
+        return threads
 
     @property
     def _llama(self) -> llama_cpp.Llama:
@@ -189,5 +204,6 @@ def _token_text(llama: llama_cpp.Llama, token_id: int) -> str:
     return llama._model.token_get_text(token_id) if token_id >= 0 else ""
 
 
+@functools.cache
 def _physical_cores() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1

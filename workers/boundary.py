@@ -15,6 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.errors import ApiError, error_response
 from workers.cancellation import ClientGone
 
+# Set by workers.responder once a generation ended; the two modules share no other state.
+TOKENS_SCOPE_KEY = "lmx.completion_tokens"
+
 log = logging.getLogger("workers.requests")
 
 _OPEN_PATHS = ("/health",)
@@ -42,7 +45,9 @@ class Boundary:
         finally:
             elapsed_ms = (time.monotonic() - started) * 1000
             code = status[0] if status else 0
-            log.info("%s %s %d %.0fms", scope["method"], scope["path"], code, elapsed_ms)
+            tokens = scope.get(TOKENS_SCOPE_KEY)
+            suffix = f" {tokens} tokens" if tokens is not None else ""
+            log.info("%s %s %d %.0fms%s", scope["method"], scope["path"], code, elapsed_ms, suffix)
 
     async def _guarded(
         self, scope: Scope, receive: Receive, send: Send, responded: list[int]

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from gateway.errors import ApiError, bad_request, sse_error_chunk
 from workers.answers import Answer, Usage
 from workers.backends.base import Backend, Sampling
+from workers.boundary import TOKENS_SCOPE_KEY
 from workers.cancellation import ClientGone, RequestWatch
 from workers.generation import Generation
 from workers.requests import GenerationOptions
@@ -49,11 +50,12 @@ async def respond(request: Request, worker: Worker, job: Job, answer: Answer) ->
         watch.close()
         raise
     if job.stream:
-        return SSEResponse(_stream(job, answer, generation, watch))
+        return SSEResponse(_stream(job, answer, generation, watch, request))
     try:
         return JSONResponse(await _whole(job, answer, generation))
     finally:
         watch.close()
+        _note_tokens(request, generation)
 
 
 async def _start(worker: Worker, job: Job, watch: RequestWatch) -> Generation:
@@ -81,7 +83,7 @@ async def _whole(job: Job, answer: Answer, generation: Generation) -> dict[str, 
 
 
 async def _stream(
-    job: Job, answer: Answer, generation: Generation, watch: RequestWatch
+    job: Job, answer: Answer, generation: Generation, watch: RequestWatch, request: Request
 ) -> AsyncIterator[bytes]:
     try:
         async for event in _stream_events(job, answer, generation):
@@ -95,6 +97,7 @@ async def _stream(
         yield sse_error_chunk(ApiError(500, "internal error while streaming", code="internal"))
     finally:
         watch.close()
+        _note_tokens(request, generation)
 
 
 async def _stream_events(job: Job, answer: Answer, generation: Generation) -> AsyncIterator[bytes]:
@@ -108,6 +111,11 @@ async def _stream_events(job: Job, answer: Answer, generation: Generation) -> As
     if job.include_usage:
         yield sse_data(answer.usage_chunk(_usage(job, generation)))
     yield DONE
+
+
+def _note_tokens(request: Request, generation: Generation) -> None:
+    """For the request's log line (workers.boundary)."""
+    request.scope[TOKENS_SCOPE_KEY] = generation.outcome.completion_tokens
 
 
 def _usage(job: Job, generation: Generation) -> Usage:

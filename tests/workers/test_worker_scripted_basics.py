@@ -93,3 +93,20 @@ def test_defaults_from_settings_apply_when_the_request_omits_them(
     )
     longer = client.chat.completions.create(model="m", messages=france, max_tokens=100)
     assert longer.choices[0].finish_reason == "stop"
+
+
+def test_logprobs_in_chat_and_completions(start_scripted: StartScripted) -> None:
+    client = start_scripted(SCRIPT).client()
+    france: Any = [{"role": "user", "content": "France?"}]
+    chat = client.chat.completions.create(
+        model="m", messages=france, max_tokens=3, logprobs=True, top_logprobs=1
+    )
+    assert chat.choices[0].logprobs is not None
+    entries = chat.choices[0].logprobs.content or []
+    assert [e.token for e in entries] == ["The", " cap", "ita"]
+    assert entries[0].top_logprobs[0].token == "The"
+    completion = client.completions.create(model="m", prompt="France?", max_tokens=3, logprobs=1)
+    logprobs = completion.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.tokens == ["The", " cap", "ita"]
+    assert logprobs.text_offset == [0, 3, 7]

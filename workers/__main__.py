@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
         server = WorkerServer(settings)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError) as error:
         log.error("cannot start worker: %s", error)
         return 2
     log.info(
@@ -45,7 +45,10 @@ def _settings(args: argparse.Namespace) -> WorkerSettings:
 
         if args.model is None:
             raise ValueError("--config needs --model ID")
-        settings: WorkerSettings = load_config(Path(args.config)).worker_settings(args.model)
+        try:
+            settings: WorkerSettings = load_config(Path(args.config)).worker_settings(args.model)
+        except KeyError:
+            raise ValueError(f"no model {args.model!r} in {args.config}") from None
         return settings
     missing = [flag for flag in ("model_id", "backend", "path") if getattr(args, flag) is None]
     if missing:

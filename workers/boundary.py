@@ -10,6 +10,7 @@ import hmac
 import logging
 import time
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import ApiError, error_response
@@ -81,7 +82,7 @@ def _offered_key(headers: dict[bytes, bytes]) -> str | None:
 def _as_api_error(exc: Exception) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, ClientGone):
+    if isinstance(exc, ClientGone | ClientDisconnect):
         return ApiError(499, "client disconnected", code="client_disconnected")
     log.error("unhandled error", exc_info=exc)
     return ApiError(500, f"internal error: {type(exc).__name__}", code="internal_error")

@@ -1,6 +1,6 @@
 """One generation: a backend's blocking token iterator bridged onto the event loop.
 
-The backend runs on its own thread and hands tokens over with call_soon_threadsafe.
+The backend runs on a pooled thread and hands tokens over with call_soon_threadsafe.
 Stop sequences are applied here, to the raw text, before any output parser sees it.
 The admission slot is released by the thread itself when it ends, because the backend is
 busy until then even if the consumer already left.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,7 @@ class Generation:
         watch: RequestWatch,
         slot: Slot,
         on_token: Callable[[], None],
+        threads: Executor,
     ) -> None:
         self.outcome = Outcome()
         self._backend = backend
@@ -66,6 +67,7 @@ class Generation:
         self._watch = watch
         self._slot = slot
         self._on_token = on_token
+        self._threads = threads
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._pending: list[Token] = []
 
@@ -118,8 +120,7 @@ class Generation:
         """Start the backend thread; from here on the thread owns (and releases) the slot."""
         loop = asyncio.get_running_loop()
         self._watch.signal.add_listener(lambda: self._queue.put_nowait(_STOPPED))
-        thread = threading.Thread(target=self._produce, args=(loop,), daemon=True)
-        thread.start()
+        self._threads.submit(self._produce, loop)
 
     def _produce(self, loop: asyncio.AbstractEventLoop) -> None:
         put = self._queue.put_nowait

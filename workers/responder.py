@@ -69,7 +69,14 @@ async def _start(worker: Worker, job: Job, watch: RequestWatch) -> Generation:
         counters.tokens_generated += 1
 
     generation = Generation(
-        job.backend, job.prompt, job.sampling, job.stops, watch, slot, count_token
+        job.backend,
+        job.prompt,
+        job.sampling,
+        job.stops,
+        watch,
+        slot,
+        count_token,
+        worker.generation_threads,
     )
     generation.start()
     return generation

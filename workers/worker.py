@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.errors import ApiError
@@ -63,6 +64,11 @@ class Worker:
         self.settings = settings
         self.status = WorkerStatus()
         self.admission = Admission(settings.max_concurrent, settings.max_queue)
+        # One thread per admitted generation; reused, since starting a thread per request
+        # costs about a millisecond here.
+        self.generation_threads = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent, thread_name_prefix="generate"
+        )
         self.created = int(time.time())
         self._backend_factory = backend_factory
         self._model: LoadedModel | None = None
@@ -81,6 +87,10 @@ class Worker:
         self.status.ready(time.monotonic() - started)
         log.info("model %s ready in %.2fs", self.settings.model_id, self.status.load_seconds)
         return True
+
+    def close(self) -> None:
+        """After the server stopped: generations still running end at their next token."""
+        self.generation_threads.shutdown(wait=False, cancel_futures=True)
 
     def ready_model(self) -> LoadedModel:
         if self._model is None or self.status.state is not ModelState.READY:

@@ -71,8 +71,9 @@ class WorkerServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            loop="uvloop",
-            http="httptools",
+            # uvloop and httptools when installed (much faster), else asyncio and h11.
+            loop="auto",
+            http="auto",
         )
 
 

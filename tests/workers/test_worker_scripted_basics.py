@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import struct
 from typing import Any
+
+import httpx
+import pytest
 
 from tests.workers.conftest import StartScripted
 
@@ -110,3 +115,19 @@ def test_logprobs_in_chat_and_completions(start_scripted: StartScripted) -> None
     assert logprobs is not None
     assert logprobs.tokens == ["The", " cap", "ita"]
     assert logprobs.text_offset == [0, 3, 7]
+
+
+def test_embeddings_float_and_base64_agree(start_scripted: StartScripted) -> None:
+    worker = start_scripted({"embedding_dim": 8}, embeddings=True)
+    url = worker.base_url + "/v1/embeddings"
+    floats = httpx.post(url, json={"input": ["a", "b"]}).json()
+    encoded = httpx.post(url, json={"input": ["a", "b"], "encoding_format": "base64"}).json()
+    vectors = [item["embedding"] for item in floats["data"]]
+    decoded = [
+        list(struct.unpack("<8f", base64.b64decode(item["embedding"]))) for item in encoded["data"]
+    ]
+    assert len(vectors) == 2 and len(vectors[0]) == 8 and vectors[0] != vectors[1]
+    assert decoded == [pytest.approx(v) for v in vectors]
+    assert floats["usage"]["prompt_tokens"] == floats["usage"]["total_tokens"] == 2
+    sdk = worker.client().embeddings.create(model="m", input="a")
+    assert sdk.data[0].embedding == pytest.approx(vectors[0])

@@ -68,22 +68,43 @@ async def send_json(
 
 
 async def until_disconnect(receive: Receive, work: Awaitable[None]) -> None:
-    """Run `work`, cancelling it as soon as the client disconnects.
+    """Run `work` in this task, cancelling it as soon as the client disconnects.
 
     Cancelling is what closes the upstream stream, which is what makes the worker
-    stop generating for a reader who left.
+    stop generating for a reader who left. One watcher task per request, not two:
+    this runs on every proxied request.
     """
-    task = asyncio.ensure_future(work)
+    task = asyncio.current_task()
+    assert task is not None
+    watch = _DisconnectWatch(task)
     watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    watcher.add_done_callback(watch.fired)
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await work
+    except asyncio.CancelledError:
+        # Ours if the client left; a cancellation from outside as well still propagates.
+        if not watch.gone or task.uncancel() > 0:
+            raise
+    else:
+        if watch.gone:  # `work` swallowed our cancellation; keep the task's count right
+            task.uncancel()
     finally:
-        for t in (task, watcher):
-            if not t.done():
-                t.cancel()
-        await asyncio.gather(task, watcher, return_exceptions=True)
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
+        watch.finished = True
+        watcher.cancel()
+
+
+class _DisconnectWatch:
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.gone = False
+        self.finished = False
+
+    def fired(self, watcher: asyncio.Future[Message]) -> None:
+        # Runs from the loop, so `work` is suspended at an await: the cancel lands there.
+        if self.finished or watcher.cancelled() or watcher.exception() is not None:
+            return
+        self.gone = True
+        self.task.cancel()
 
 
 async def _wait_disconnect(receive: Receive) -> Message:

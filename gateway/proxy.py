@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from starlette.types import Send
 
 from gateway.asgi import SSE_HEADERS, send_body, start_response
@@ -24,6 +23,7 @@ from gateway.errors import ApiError, sse_error_chunk
 from gateway.fleet import Fleet
 from gateway.routing import Route
 from gateway.states import State
+from gateway.upstream import UpstreamClient, UpstreamError, UpstreamResponse
 from gateway.worker_handle import WorkerHandle
 
 # Hop-by-hop and length headers are the gateway's own business, not the worker's.
@@ -38,11 +38,12 @@ class Upstream:
     """An open worker response, and which model it is from."""
 
     worker: WorkerHandle
-    response: httpx.Response
+    response: UpstreamResponse
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
-        kept = [(k, v) for k, v in self.response.headers.raw if k.lower() not in _DROP_HEADERS]
+        raw = self.response.raw_headers
+        kept = [(k, v) for k, v in raw if k.lower() not in _DROP_HEADERS]
         return [*kept, (b"x-lmx-model", self.worker.id.encode())]
 
 
@@ -62,7 +63,7 @@ def body_for(payload: dict[str, Any], original: bytes, model_id: str, route: Rou
 
 
 class Proxy:
-    def __init__(self, fleet: Fleet, client: httpx.AsyncClient) -> None:
+    def __init__(self, fleet: Fleet, client: UpstreamClient) -> None:
         self.fleet = fleet
         self.client = client
 
@@ -111,13 +112,10 @@ class Proxy:
         self, worker: WorkerHandle, path: str, body: bytes, auth: dict[str, str]
     ) -> Upstream:
         headers = {"content-type": "application/json", **auth}
-        request = self.client.build_request(
-            "POST", worker.base_url + path, content=body, headers=headers
-        )
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise ApiError(502, f"worker {worker.id} did not answer: {exc!r}") from None
+            response = await self.client.post(worker.host, worker.model.port, path, body, headers)
+        except UpstreamError as exc:
+            raise ApiError(502, f"worker {worker.id} did not answer: {exc}") from None
         if response.status_code in RETRYABLE_STATUSES:
             detail = await error_text(response)
             await response.aclose()
@@ -125,11 +123,11 @@ class Proxy:
         return Upstream(worker, response)
 
 
-async def error_text(response: httpx.Response) -> str:
+async def error_text(response: UpstreamResponse) -> str:
     try:
         body = json.loads(await response.aread())
         return str(body["error"]["message"])
-    except (ValueError, KeyError, TypeError, httpx.HTTPError):
+    except (ValueError, KeyError, TypeError, UpstreamError):
         return f"HTTP {response.status_code}"
 
 
@@ -137,9 +135,10 @@ async def relay_whole(upstream: Upstream, send: Send) -> None:
     """A non-streamed answer is small: read it whole, so a failure mid-way is a clean 502."""
     try:
         body = await upstream.response.aread()
-    except httpx.HTTPError as exc:
-        raise ApiError(502, f"worker {upstream.worker.id} failed mid-answer: {exc!r}") from None
-    await start_response(send, upstream.response.status_code, upstream.headers)
+    except UpstreamError as exc:
+        raise ApiError(502, f"worker {upstream.worker.id} failed mid-answer: {exc}") from None
+    length = (b"content-length", str(len(body)).encode())
+    await start_response(send, upstream.response.status_code, [*upstream.headers, length])
     await send_body(send, body)
 
 
@@ -150,8 +149,8 @@ async def relay_stream(upstream: Upstream, send: Send, started: bool) -> None:
     try:
         async for chunk in upstream.response.aiter_raw():
             await send_body(send, chunk, more=True)
-    except httpx.HTTPError as exc:
-        error = ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc!r}")
+    except UpstreamError as exc:
+        error = ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc}")
         await send_body(send, sse_error_chunk(error), more=True)
     await send_body(send, b"")
 

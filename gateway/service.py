@@ -15,15 +15,22 @@ from gateway.memory import GB, MemoryProbe, PsutilProbe
 from gateway.proxy import Proxy
 from gateway.routing import Router
 from gateway.supervisor_client import Supervisor, SupervisorClient
+from gateway.upstream import Timeouts, UpstreamClient
 
 log = logging.getLogger("lmx.gateway")
 
 
-def upstream_client(config: Config) -> httpx.AsyncClient:
+def upstream_client(config: Config) -> UpstreamClient:
+    """The proxy's client: the hot path, see gateway.upstream for why it is not httpx."""
+    g = config.file.gateway
+    return UpstreamClient(Timeouts(connect_s=g.connect_timeout_s, read_s=g.read_timeout_s))
+
+
+def control_client(config: Config) -> httpx.AsyncClient:
+    """For the fleet's few calls to workers (health); its timeouts are set per call."""
     g = config.file.gateway
     timeout = httpx.Timeout(connect=g.connect_timeout_s, read=g.read_timeout_s, write=60, pool=60)
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+    return httpx.AsyncClient(timeout=timeout, trust_env=False)
 
 
 def socket_path(config: Config) -> Path:
@@ -42,9 +49,9 @@ class Gateway:
         self.supervisor = supervisor or SupervisorClient(socket_path(config))
         total = config.file.memory.total_gb
         self.probe = probe or PsutilProbe(int(total * GB) if total else None)
-        self.http = upstream_client(config)
+        self.http = control_client(config)
         self.fleet = Fleet(config, self.supervisor, self.http, self.probe)
-        self.proxy = Proxy(self.fleet, self.http)
+        self.proxy = Proxy(self.fleet, upstream_client(config))
         self.watch = FleetWatch(self.fleet)
         self._preloads: list[asyncio.Task[None]] = []
 
@@ -60,3 +67,4 @@ class Gateway:
         for task in self._preloads:
             task.cancel()
         await self.http.aclose()
+        await self.proxy.client.aclose()

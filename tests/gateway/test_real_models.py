@@ -12,7 +12,13 @@ from tests.stack import GGUF, MLX_DIR, Stack, base_config, running_stack
 
 pytestmark = pytest.mark.slow
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# The bare question is a near tie for this 4-bit model: its first token is "The" or "L'"
+# (llama.cpp here: L' -1.94 vs The -2.29 nats; MLX: The -1.88 vs L' -1.97), so llama.cpp's
+# 8-bit activation rounding starts "L'Étoile..." at temperature 0. Asking for one sentence
+# gives "The capital of France is Paris." on both backends with a clear margin.
+QUESTION = [
+    {"role": "user", "content": "What is the capital of France? Answer in one sentence."}
+]
 BACKENDS = ["smollm2-135m", "smollm2-135m-mlx"]
 
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import codecs
 import functools
+import io
 import json
 import os
 import random
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr
 from pathlib import Path
 from typing import Any, ClassVar
 
 import llama_cpp
 import numpy as np
 import psutil
+from llama_cpp._logger import set_verbose as set_llama_verbose
 
 from workers.backends.base import Backend, BackendError, Sampling, Token
 from workers.backends.llama_context_pool import ContextPool
@@ -137,14 +140,27 @@ class LlamaCppBackend(Backend):
     def _open(self, **options: Any) -> llama_cpp.Llama:
         _avoid_amx_if_present()
         try:
-            return llama_cpp.Llama(
-                model_path=str(self._path),
-                n_threads=_physical_cores(),
-                verbose=False,
-                **options,
-            )
+            return _quiet_llama(model_path=str(self._path), n_threads=_physical_cores(), **options)
         except (ValueError, RuntimeError) as error:
             raise BackendError(f"llama.cpp cannot load {self._path.name}: {error}") from None
+
+
+_OPEN_LOCK = threading.Lock()
+
+
+def _quiet_llama(**options: Any) -> llama_cpp.Llama:
+    """Llama(verbose=False) silences llama.cpp by pointing file descriptors 1 and 2 at
+    /dev/null for the whole process while it loads; two loads at once restore each
+    other's /dev/null and the worker loses its stderr for good. So: verbose=True, with
+    its chatter caught in Python instead (logging handlers keep the real stderr), one
+    load at a time, then quiet again."""
+    with _OPEN_LOCK, redirect_stderr(io.StringIO()):
+        try:
+            llama = llama_cpp.Llama(verbose=True, **options)
+        finally:
+            set_llama_verbose(False)
+    llama.verbose = False  # no per-request chatter (prefix-cache notes) either
+    return llama
 
 
 def _avoid_amx_if_present() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -168,3 +169,15 @@ def test_embeddings_as_floats_and_base64(client: OpenAI) -> None:
     # The SDK asks for base64 by default when numpy is around and decodes it itself.
     encoded = client.embeddings.create(model="smollm2", input="hello", encoding_format="base64")
     assert isinstance(encoded.data[0].embedding, str | list)
+
+
+def test_concurrent_requests_each_get_the_same_greedy_answer(client: OpenAI) -> None:
+    def ask() -> str:
+        reply = client.chat.completions.create(
+            model="smollm2", messages=FRANCE, temperature=0, max_tokens=30
+        )
+        return reply.choices[0].message.content or ""
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        answers = list(pool.map(lambda _: ask(), range(3)))
+    assert len(set(answers)) == 1 and "Paris" in answers[0]

@@ -12,7 +12,7 @@ from workers.settings import WorkerSettings
 def _llama_cpp(settings: WorkerSettings) -> Backend:
     from workers.backends.llama_cpp_backend import LlamaCppBackend
 
-    return LlamaCppBackend(settings.path, settings.context_length)
+    return LlamaCppBackend(settings.path, settings.context_length, settings.max_concurrent)
 
 
 def _mlx(settings: WorkerSettings) -> Backend:

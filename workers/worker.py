@@ -89,8 +89,13 @@ class Worker:
         return True
 
     def close(self) -> None:
-        """After the server stopped: generations still running end at their next token."""
+        """After the server stopped: generations still running end at their next token,
+        and a backend that runs its own threads (mlx's scheduler) stops them, since a
+        native thread left running at exit aborts the process."""
         self.generation_threads.shutdown(wait=False, cancel_futures=True)
+        close_backend = getattr(self._model.backend, "close", None) if self._model else None
+        if callable(close_backend):
+            close_backend()
 
     def ready_model(self) -> LoadedModel:
         if self._model is None or self.status.state is not ModelState.READY:

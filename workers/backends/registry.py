@@ -18,7 +18,7 @@ def _llama_cpp(settings: WorkerSettings) -> Backend:
 def _mlx(settings: WorkerSettings) -> Backend:
     from workers.backends.mlx_backend import MlxBackend
 
-    return MlxBackend(settings.path, settings.context_length)
+    return MlxBackend(settings.path, settings.context_length, max_batch=settings.max_concurrent)
 
 
 def _scripted(settings: WorkerSettings) -> Backend:

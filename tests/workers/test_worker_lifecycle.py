@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.workers.conftest import REPO, StartScripted
 
@@ -67,3 +70,50 @@ def test_failed_load_shows_in_health_before_exit(start_scripted: StartScripted) 
     assert health["error"] == "no such weights"
     worker.thread.join(timeout=10)
     assert worker.server.exit_code == 1
+
+
+def test_sigterm_lets_the_answer_in_flight_finish_then_exits(tmp_path: Path) -> None:
+    script = tmp_path / "slow.json"
+    script.write_text(json.dumps({"default": "one two six ten " * 5, "token_delay_s": 0.05}))
+    port = _free_port()
+    args = ["--model-id", "m", "--backend", "scripted", "--path", str(script), "--port", str(port)]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "workers", *args], cwd=REPO, stderr=subprocess.DEVNULL
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base)
+        body = {"messages": [{"role": "user", "content": "x"}], "stream": True}
+        with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=30) as answer:
+            lines = answer.iter_lines()
+            next(lines)
+            worker.send_signal(signal.SIGTERM)
+            rest = [line for line in lines if line]
+        assert rest[-1] == "data: [DONE]"
+        assert len(rest) > 10  # the whole answer, not a cut
+        worker.wait(timeout=15)  # exits by SIGTERM: uvicorn re-raises it after draining
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(base + "/health")
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_ready(base: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/health").status_code == 200:
+                return
+        except httpx.ConnectError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("worker not ready")

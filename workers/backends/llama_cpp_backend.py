@@ -1,18 +1,15 @@
 """GGUF models through llama-cpp-python.
 
 Each request gets a whole `Llama` context from a small pool. Every context maps the same
-file, so the weights sit in memory once; what a context adds is its KV cache. The CPU
-cores are shared out between the contexts generating at the moment: llama.cpp's threads
-spin-wait for each other, so more threads than cores in total slows everyone down a lot.
+file, so the weights sit in memory once; what a context adds is its KV cache. Each
+context's thread count follows the free cores between tokens (workers.backends.llama_cores).
 """
 
 from __future__ import annotations
 
 import codecs
-import functools
 import io
 import json
-import os
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -22,11 +19,11 @@ from typing import Any, ClassVar
 
 import llama_cpp
 import numpy as np
-import psutil
 from llama_cpp._logger import set_verbose as set_llama_verbose
 
 from workers.backends.base import Backend, BackendError, Sampling, Token
 from workers.backends.llama_context_pool import ContextPool
+from workers.backends.llama_cores import CoreBudget
 
 
 class LlamaCppBackend(Backend):
@@ -40,6 +37,7 @@ class LlamaCppBackend(Backend):
         self._path = model_path
         self._context_length = context_length
         self._pool = ContextPool(self._new_context, n_contexts)
+        self._cores = CoreBudget()
         self._tokenizer: llama_cpp.Llama | None = None
         self._embedder: llama_cpp.Llama | None = None
         self._embed_lock = threading.Lock()
@@ -109,8 +107,8 @@ class LlamaCppBackend(Backend):
                 return
 
     def _share_cores(self, llama: llama_cpp.Llama, current: int) -> int:
-        """Threads for this context now that `in_use` contexts generate; set between tokens."""
-        threads = max(1, _physical_cores() // max(1, self._pool.in_use))
+        """Threads for this context given the free cores; set between tokens."""
+        threads = self._cores.threads(self._pool.in_use)
         if threads != current:
             llama._ctx.set_n_threads(threads, threads)
         return threads
@@ -140,7 +138,9 @@ class LlamaCppBackend(Backend):
     def _open(self, **options: Any) -> llama_cpp.Llama:
         _avoid_amx_if_present()
         try:
-            return _quiet_llama(model_path=str(self._path), n_threads=_physical_cores(), **options)
+            return _quiet_llama(
+                model_path=str(self._path), n_threads=self._cores.physical, **options
+            )
         except (ValueError, RuntimeError) as error:
             raise BackendError(f"llama.cpp cannot load {self._path.name}: {error}") from None
 
@@ -218,8 +218,3 @@ def _piece(llama: llama_cpp.Llama, token_id: int) -> str:
 
 def _token_text(llama: llama_cpp.Llama, token_id: int) -> str:
     return llama._model.token_get_text(token_id) if token_id >= 0 else ""
-
-
-@functools.cache
-def _physical_cores() -> int:
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1

@@ -1,0 +1,1 @@
+"""./scripts/bench: the benchmarks (run as `python -m scripts.benchmarks`)."""

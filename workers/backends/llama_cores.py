@@ -51,11 +51,13 @@ class CoreBudget:
         return max(1, min(share, free))
 
     def _refresh(self) -> None:
+        if self._clock() - self._last[0] < REFRESH_S:
+            return  # called every token: sample the CPU counters only twice a second
         with self._lock:
             now = self._sample()
             elapsed = now[0] - self._last[0]
             if elapsed < REFRESH_S:
-                return
+                return  # another context refreshed meanwhile
             busy_everywhere = (now[1] - self._last[1]) / elapsed
             busy_here = (now[2] - self._last[2]) / elapsed
             self.others_busy = max(0.0, busy_everywhere - busy_here)

@@ -39,4 +39,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     # Router refusals (404 unknown path, 405 wrong method) in the same envelope as the rest.
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-    return error_response(ApiError(status, f"{detail}: {request.url.path}"), origin="worker")
+    kind = "invalid_request_error" if status == 405 else None
+    error = ApiError(status, f"{detail}: {request.method} {request.url.path}", type=kind)
+    return error_response(error, origin="worker")

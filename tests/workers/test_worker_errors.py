@@ -93,6 +93,9 @@ def test_unknown_path_is_404_envelope(start_scripted: StartScripted) -> None:
     response = httpx.get(worker.base_url + "/v1/nothing")
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found_error"
+    wrong_method = httpx.get(worker.base_url + "/v1/chat/completions")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_embeddings_need_the_model_configured_for_them(start_scripted: StartScripted) -> None:

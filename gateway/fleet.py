@@ -185,9 +185,14 @@ class Fleet:
             return int(w.model.memory_gb * GB)
         if w.learned_bytes is not None:
             return w.learned_bytes
-        ctx = w.model.context_length or self.config.file.workers.context_length
-        path = self.config.model_path(w.model)
-        return estimate_footprint(path, ctx, self.config.file.memory.runtime_overhead_gb)
+        settings = self.config.worker_settings(w.id)
+        return estimate_footprint(
+            settings.path,
+            settings.context_length,
+            self.config.file.memory.runtime_overhead_gb,
+            # Each concurrent request gets its own KV cache (llama.cpp contexts, MLX batch rows).
+            sequences=settings.max_concurrent,
+        )
 
     def admission(self, w: WorkerHandle) -> Admission:
         others = [x for x in self.workers.values() if x is not w and x.pid]

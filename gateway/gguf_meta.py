@@ -40,6 +40,11 @@ def read_gguf_metadata(path: Path) -> dict[str, Any]:
         return meta
 
 
+def _skip_string(f: IO[bytes]) -> None:
+    (length,) = struct.unpack("<Q", f.read(8))
+    f.seek(length, 1)
+
+
 def _string(f: IO[bytes]) -> str:
     (length,) = struct.unpack("<Q", f.read(8))
     return f.read(length).decode("utf-8", errors="replace")
@@ -50,8 +55,11 @@ def _value(f: IO[bytes], kind: int) -> Any:
         return _string(f)
     if kind == _ARRAY:
         item_kind, count = struct.unpack("<IQ", f.read(12))
+        if item_kind in _SCALARS:  # fixed-size items: jump over them
+            f.seek(count * struct.calcsize(_SCALARS[item_kind]), 1)
+            return None
         for _ in range(count):
-            _value(f, item_kind)
+            _skip_string(f) if item_kind == _STRING else _value(f, item_kind)
         return None
     fmt = _SCALARS.get(kind)
     if fmt is None:

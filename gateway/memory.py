@@ -9,6 +9,7 @@ cache has not filled yet, from letting a second model in that would not fit late
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,14 +108,21 @@ def weights_bytes(path: Path) -> int:
 
 def kv_cache_bytes(path: Path, context_length: int) -> int:
     """f16 K and V for every layer at the configured context, from the model's own metadata."""
-    shape = _attention_shape(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return 0
+    shape = _attention_shape(path, stamp)
     if shape is None:
         return 0
     layers, kv_heads, head_dim = shape
     return 2 * 2 * layers * kv_heads * head_dim * context_length
 
 
-def _attention_shape(path: Path) -> tuple[int, int, int] | None:
+@functools.lru_cache(maxsize=64)
+def _attention_shape(path: Path, stamp: int) -> tuple[int, int, int] | None:
+    """Layers, KV heads, head width; cached per file version (`stamp`): a GGUF header
+    read walks the whole vocabulary."""
     try:
         if path.is_file():
             meta = read_gguf_metadata(path)
@@ -134,5 +142,8 @@ def _attention_shape(path: Path) -> tuple[int, int, int] | None:
     return layers, kv_heads, width // max(1, heads)
 
 
-def estimate_footprint(path: Path, context_length: int, overhead_gb: float) -> int:
-    return weights_bytes(path) + kv_cache_bytes(path, context_length) + int(overhead_gb * GB)
+def estimate_footprint(
+    path: Path, context_length: int, overhead_gb: float, sequences: int = 1
+) -> int:
+    kv = kv_cache_bytes(path, context_length) * sequences
+    return weights_bytes(path) + kv + int(overhead_gb * GB)

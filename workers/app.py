@@ -15,6 +15,7 @@ from workers.routes_chat import chat_completions
 from workers.routes_completions import completions
 from workers.routes_embeddings import embeddings
 from workers.routes_info import health, models
+from workers.routes_tokenize import tokenize
 from workers.worker import Worker
 
 
@@ -25,6 +26,7 @@ def create_app(worker: Worker) -> Starlette:
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/tokenize", tokenize, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,

@@ -26,7 +26,7 @@ async def chat_completions(request: Request) -> Response:
     _refuse_images(chat, worker)
     forced = chat.tool_choice.mode in ("required", "named")
     job = make_job(
-        worker, model.backend, _prompt(model, chat), chat.options, _json_schema(chat, forced)
+        worker, model.backend, render_prompt(model, chat), chat.options, _json_schema(chat, forced)
     )
     answer = ChatAnswer(
         AnswerId(worker.settings.model_id, "chatcmpl"),
@@ -36,7 +36,7 @@ async def chat_completions(request: Request) -> Response:
     return await respond(request, worker, job, answer)
 
 
-def _prompt(model: LoadedModel, chat: ChatRequest) -> str:
+def render_prompt(model: LoadedModel, chat: ChatRequest) -> str:
     tools = chat.tools if chat.tool_choice.mode != "none" else ()
     if tools and model.output_format.tools_in_system_prompt:
         return model.template.render(with_tool_instructions(chat.messages, tools))

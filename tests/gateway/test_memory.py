@@ -39,3 +39,9 @@ def test_kv_cache_estimate_comes_from_the_gguf_header() -> None:
 def test_footprint_adds_weights_kv_and_overhead() -> None:
     size = GGUF.stat().st_size
     assert estimate_footprint(GGUF, 2048, 0.5) == size + kv_cache_bytes(GGUF, 2048) + GB // 2
+
+
+def test_every_concurrent_sequence_gets_its_own_kv_cache() -> None:
+    one = estimate_footprint(GGUF, 2048, 0.0)
+    four = estimate_footprint(GGUF, 2048, 0.0, sequences=4)
+    assert four - one == 3 * kv_cache_bytes(GGUF, 2048)

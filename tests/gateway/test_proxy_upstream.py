@@ -333,3 +333,26 @@ def test_large_stream_is_relayed_whole_when_read_slowly() -> None:
             assert total == 32 * len(piece)
 
     run(main())
+
+
+def test_slow_client_is_not_mistaken_for_a_silent_worker() -> None:
+    piece = b"y" * 65536
+
+    async def fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(CHUNKED_HEAD + chunk(piece) * 24 + b"0\r\n\r\n")
+        await writer.drain()
+
+    async def main() -> None:
+        async with Server(fast) as server:
+            upstream = client(read_s=0.3)
+            response = await upstream.post("127.0.0.1", server.port, "/v1/x", b"{}", {})
+            total = 0
+            async for data in response.aiter_raw():
+                total += len(data)
+                await asyncio.sleep(0.4)  # longer than read_s, while reading is paused
+            await response.aclose()
+            await upstream.aclose()
+            assert total == 24 * len(piece)
+
+    run(main())

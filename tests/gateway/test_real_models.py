@@ -3,8 +3,10 @@ and the official openai SDK as the client. MLX is slow on this CPU: few tokens."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
+import anthropic
 import openai
 import pytest
 
@@ -16,9 +18,7 @@ pytestmark = pytest.mark.slow
 # (llama.cpp here: L' -1.94 vs The -2.29 nats; MLX: The -1.88 vs L' -1.97), so llama.cpp's
 # 8-bit activation rounding starts "L'Étoile..." at temperature 0. Asking for one sentence
 # gives "The capital of France is Paris." on both backends with a clear margin.
-QUESTION = [
-    {"role": "user", "content": "What is the capital of France? Answer in one sentence."}
-]
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 BACKENDS = ["smollm2-135m", "smollm2-135m-mlx"]
 
 
@@ -27,8 +27,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not GGUF.exists() or not (MLX_DIR / "config.json").exists():
         pytest.fail("the default models are missing: run ./scripts/fetch-model")
     models = [
-        {"id": "smollm2-135m", "path": GGUF.name, "backend": "llama_cpp", "context_length": 2048},
-        {"id": "smollm2-135m-mlx", "path": MLX_DIR.name, "backend": "mlx", "context_length": 2048},
+        {"id": "smollm2-135m", "path": GGUF.name, "backend": "llama_cpp", "embeddings": True},
+        {"id": "smollm2-135m-mlx", "path": MLX_DIR.name, "backend": "mlx", "embeddings": True},
     ]
     config = base_config(
         models,
@@ -122,3 +122,56 @@ def test_model_list_shows_loaded_models_with_ports(stack: Stack) -> None:
     models = {m.id: m.model_dump() for m in sdk(stack.url).models.list().data}
     assert models["smollm2-135m"]["status"] == "ready"
     assert models["smollm2-135m"]["port"] == int(worker_url(stack, "smollm2-135m").split(":")[-1])
+
+
+def test_anthropic_sdk_against_the_real_model(stack: Stack) -> None:
+    client = anthropic.Anthropic(base_url=stack.url, api_key="unused", max_retries=0, timeout=180)
+    # This SDK version has no `temperature` argument any more; the API still takes it.
+    greedy = {"temperature": 0}
+    message = client.messages.create(
+        model="smollm2-135m", max_tokens=10, messages=QUESTION, extra_body=greedy
+    )
+    assert message.content[0].type == "text" and "Paris" in message.content[0].text
+    with client.messages.stream(
+        model="smollm2-135m", max_tokens=10, messages=QUESTION, extra_body=greedy
+    ) as stream:
+        streamed = "".join(stream.text_stream)
+    assert streamed == message.content[0].text
+    count = client.messages.count_tokens(model="smollm2-135m", messages=QUESTION)
+    assert count.input_tokens == message.usage.input_tokens
+
+
+def test_json_schema_output_through_gateway(stack: Stack) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+        "required": ["city", "country"],
+        "additionalProperties": False,
+    }
+    reply = sdk(stack.url).chat.completions.create(
+        model="smollm2-135m",
+        messages=QUESTION,
+        temperature=0,
+        max_tokens=60,
+        response_format={"type": "json_schema", "json_schema": {"name": "place", "schema": schema}},
+    )
+    value = json.loads(reply.choices[0].message.content or "")
+    assert set(value) == {"city", "country"} and all(isinstance(v, str) for v in value.values())
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def test_embeddings_agree_across_backends_and_rank_meaning(stack: Stack) -> None:
+    texts = ["A cat sat on the mat.", "A kitten slept on the rug.", "Taxes are due in April."]
+    vectors = {
+        model_id: [item.embedding for item in sdk(stack.url).embeddings.create(
+            model=model_id, input=texts).data]
+        for model_id in BACKENDS
+    }  # fmt: skip
+    llama, mlx = vectors["smollm2-135m"], vectors["smollm2-135m-mlx"]
+    # Same weights, same pooling: the two backends give nearly the same unit vectors.
+    assert all(cosine(a, b) > 0.98 for a, b in zip(llama, mlx, strict=True))
+    cat, kitten, taxes = llama
+    assert cosine(cat, kitten) > cosine(cat, taxes)

@@ -1,0 +1,21 @@
+"""POST /tokenize: how many tokens a chat request's prompt takes, rendered exactly as a
+completion would render it (the gateway's Anthropic count_tokens asks this)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from workers.body import read_body
+from workers.requests import parse_chat_request
+from workers.routes_chat import render_prompt
+from workers.worker import Worker
+
+
+async def tokenize(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    body = await read_body(request, worker.settings.max_body_bytes)
+    chat = parse_chat_request(body, worker.settings.defaults)
+    model = worker.ready_model()
+    count = model.backend.count_tokens(render_prompt(model, chat))
+    return JSONResponse({"model": worker.settings.model_id, "prompt_tokens": count})

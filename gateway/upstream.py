@@ -132,6 +132,7 @@ class _Connection(asyncio.Protocol):
         self.response: UpstreamResponse | None = None
         self.headers_ready: asyncio.Future[None] | None = None
         self.received = False
+        self.lost = False
         self.open = True
         self.paused = False
         self.idle_since = 0.0
@@ -153,6 +154,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
+        self.lost = True
         self._broken(UpstreamError(f"the worker closed the connection ({exc or 'EOF'})"))
 
     # httptools callbacks
@@ -215,11 +217,12 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def _watch(self) -> None:
-        # A paused connection is waiting for our own client, not for the worker.
+        now = self.loop.time()
+        if self.paused:  # waiting for our own client to read, not for the worker
+            self.last_read = now
         due = self.last_read + self.read_s
-        if self.paused or due > self.loop.time():
-            self.last_read = self.loop.time() if self.paused else self.last_read
-            self.watchdog = self.loop.call_at(max(due, self.loop.time() + 0.001), self._watch)
+        if due > now:
+            self.watchdog = self.loop.call_at(due, self._watch)
             return
         self.watchdog = None
         self._broken(UpstreamError(f"no bytes for {self.read_s}s (gateway.read_timeout_s)"))
@@ -317,8 +320,8 @@ class UpstreamClient:
                 return await _exchange(reused, head, body)
             except UpstreamError:
                 # The worker may have closed the idle connection just as we sent; one
-                # that got no answer byte at all is safe to try once more, on a new one.
-                if reused.received:
+                # closed without an answer byte is safe to try once more, on a new one.
+                if reused.received or not reused.lost:
                     raise
         return await _exchange(await pool.connect(), head, body)
 

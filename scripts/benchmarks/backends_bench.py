@@ -80,7 +80,11 @@ def text(results: dict[str, Any]) -> str:
         for path in PATHS:
             rows.append(_row(f"{backend}: {path}", found[path], base))
     title = f"2. backends (prompt: one story; temperature 0; max_tokens {MAX_TOKENS})"
-    return report.table(title, header, rows)
+    note = (
+        "   note: mlx_lm.server keeps a prompt cache, and every run sends the same prompt,"
+        " so its TTFT after the warm-up runs skips the prefill; the others have no such cache."
+    )
+    return report.table(title, header, rows) + "\n" + note
 
 
 def _row(label: str, found: dict[str, Any], base: float | None) -> list[str]:

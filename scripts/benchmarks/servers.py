@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.stack import GGUF, MLX_DIR, free_port
 
@@ -24,8 +25,11 @@ class ServerFailed(RuntimeError):
 
 def library_command(backend: str, port: int) -> list[str]:
     if backend == "llama_cpp":
-        args = ["-m", "scripts.benchmarks.llama_server", "--model", str(GGUF)]
-        args += ["--n_ctx", "2048", "--host", "127.0.0.1", "--port", str(port)]
+        # Its default is half the logical CPUs; the in-process run and our worker use
+        # every physical core.
+        threads = str(psutil.cpu_count(logical=False) or 1)
+        args = ["-m", "scripts.benchmarks.llama_server", "--model", str(GGUF), "--n_ctx", "2048"]
+        args += ["--n_threads", threads, "--host", "127.0.0.1", "--port", str(port)]
     else:
         args = ["-m", "mlx_lm", "server", "--model", str(MLX_DIR)]
         args += ["--host", "127.0.0.1", "--port", str(port)]

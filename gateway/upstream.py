@@ -347,8 +347,10 @@ async def _exchange(connection: _Connection, head: bytes, body: bytes) -> Upstre
 
 
 def _request_head(host: str, port: int, path: str, length: int, headers: dict[str, str]) -> bytes:
-    if any("\r" in s or "\n" in s for s in (path, *headers, *headers.values())):
+    head = f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-length: {length}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    # Exactly one line break per line: a CR or LF inside a value would start a new header.
+    lines = 3 + len(headers)
+    if head.count("\n") != lines or head.count("\r") != lines:
         raise UpstreamError("refusing a request line or header with a line break in it")
-    lines = [f"POST {path} HTTP/1.1", f"host: {host}:{port}", f"content-length: {length}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return (head + "\r\n").encode("latin-1")

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psutil
 
 from scripts.benchmarks import report
 from scripts.benchmarks.load import run_load, stream_rate
-from scripts.benchmarks.stacks import gateway_process, scripted_stack, worker_url
+from scripts.benchmarks.stacks import gateway_process, scripted_stack, worker_process, worker_url
 from tests.stack import Stack
 
 STREAM_TOKENS = 2000
@@ -64,6 +65,7 @@ class ProxyBench:
         self.stack = stack
         self.seconds = seconds
         self.gateway = gateway_process(stack)
+        self.workers = {model: worker_process(stack, model) for model in SCRIPTS}
 
     def measure(self, repeats: int) -> dict[str, Any]:
         results: dict[str, Any] = {
@@ -80,30 +82,33 @@ class ProxyBench:
         self._once("direct", warm, 1.0)
         self._once("gateway", warm, 1.0)
         runs: dict[str, list[dict[str, float]]] = {"direct": [], "gateway": []}
-        cpu: list[float] = []
         for _ in range(repeats):
-            runs["direct"].append(self._once("direct", case, self.seconds))
-            before = sum(self.gateway.cpu_times()[:2])
-            runs["gateway"].append(self._once("gateway", case, self.seconds))
-            spent = sum(self.gateway.cpu_times()[:2]) - before
-            cpu.append(spent / max(1.0, runs["gateway"][-1]["count"]) * 1e3)
-        found: dict[str, Any] = {name: _median(measured) for name, measured in runs.items()}
-        found[f"gateway_cpu_ms_per_{'chunk' if case.stream else 'request'}"] = statistics.median(
-            cpu
-        )
-        return found
+            for target, found in runs.items():
+                found.append(self._once(target, case, self.seconds))
+        return {name: _median(measured) for name, measured in runs.items()}
 
     def _once(self, target: str, case: Case, seconds: float) -> dict[str, float]:
+        """One run, with the CPU the gateway and the worker spent per request (or chunk)."""
+        processes = (self.gateway, self.workers[case.model])
+        before = [_cpu(p) for p in processes]
+        found = self._load(target, case, seconds)
+        spent = [_cpu(p) - b for p, b in zip(processes, before, strict=True)]
+        count = max(1.0, found["count"])
+        found["gateway_cpu_ms"], found["worker_cpu_ms"] = (x / count * 1e3 for x in spent)
+        if case.stream:
+            self._settle(case.model)
+        return found
+
+    def _load(self, target: str, case: Case, seconds: float) -> dict[str, float]:
         base = self.stack.url if target == "gateway" else worker_url(self.stack, case.model)
         url = base + "/v1/chat/completions"
         content = body(case.model, case.stream)
-        if not case.stream:
-            load = run_load(url, content, case.clients, seconds)
-            return {"rps": load.rps, "p50_ms": load.p50_ms, "p99_ms": load.p99_ms,
-                    "errors": load.errors, "count": load.requests}  # fmt: skip
-        rate = stream_rate(url, content, case.clients, seconds)
-        self._settle(case.model)
-        return {"chunks_per_s": rate, "count": rate * seconds}
+        if case.stream:
+            rate = stream_rate(url, content, case.clients, seconds)
+            return {"chunks_per_s": rate, "count": rate * seconds}
+        load = run_load(url, content, case.clients, seconds)
+        return {"rps": load.rps, "p50_ms": load.p50_ms, "p99_ms": load.p99_ms,
+                "errors": load.errors, "count": load.requests}  # fmt: skip
 
     def _settle(self, model: str) -> None:
         """Streams cut off at the end of a run: wait until the worker has let them go, so
@@ -124,6 +129,11 @@ def chunks_per_stream(base_url: str) -> int:
             return sum(1 for line in reply.iter_lines() if line.startswith("data: "))
 
 
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def _median(found: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(f[key] for f in found) for key in found[0]}
 
@@ -140,24 +150,35 @@ def text(results: dict[str, Any]) -> str:
 def rows(results: dict[str, Any]) -> list[list[str]]:
     """The table: direct, gateway, the comparison and whether it meets the goal."""
     w1, w16 = results["whole_1"], results["whole_16"]
+    s1, s16 = results["stream_1"], results["stream_16"]
     added = w1["gateway"]["p50_ms"] - w1["direct"]["p50_ms"]
-    per_request = [results[k]["gateway_cpu_ms_per_request"] for k in ("whole_1", "whole_16")]
-    per_chunk = [results[k]["gateway_cpu_ms_per_chunk"] * 1e3 for k in ("stream_1", "stream_16")]
     goal = f"<= +{GOALS['added_p50_ms']:g} ms"
     return [
         _row("latency p50, 1 client (ms)", w1, "p50_ms", f"+{added:.2f} ms", added <= 1.0, goal),
         _row("latency p99, 1 client (ms)", w1, "p99_ms", "", None, ""),
         _ratio_row("requests/s, 1 client", w1, "rps", None),
         _ratio_row("requests/s, 16 clients", w16, "rps", GOALS["rps_16"]),
-        _ratio_row("chunks/s, 1 stream", results["stream_1"], "chunks_per_s", GOALS["chunks"]),
-        _ratio_row("chunks/s, 16 streams", results["stream_16"], "chunks_per_s", GOALS["chunks"]),
-        [
-            "gateway CPU ms/request (1 | 16 clients)",
-            "",
-            " | ".join(f"{v:.3f}" for v in per_request),
-        ],
-        ["gateway CPU us/chunk (1 | 16 streams)", "", " | ".join(f"{v:.1f}" for v in per_chunk)],
+        _ratio_row("chunks/s, 1 stream", s1, "chunks_per_s", GOALS["chunks"]),
+        _ratio_row("chunks/s, 16 streams", s16, "chunks_per_s", GOALS["chunks"]),
+        _cpu_row("CPU ms/request, 16 clients: worker", w16, "worker_cpu_ms", 1.0),
+        _cpu_row("CPU ms/request, 16 clients: gateway", w16, "gateway_cpu_ms", 1.0),
+        _cpu_row("CPU us/chunk, 16 streams: worker", s16, "worker_cpu_ms", 1e3),
+        _cpu_row("CPU us/chunk, 16 streams: gateway", s16, "gateway_cpu_ms", 1e3),
+        _bound_row("ratio if one core's worth of CPU is all there is, 16 clients", w16),
+        _bound_row("ratio if one core's worth of CPU is all there is, 16 streams", s16),
     ]
+
+
+def _cpu_row(label: str, case: dict[str, Any], key: str, scale: float) -> list[str]:
+    return [label, f"{case['direct'][key] * scale:.3f}", f"{case['gateway'][key] * scale:.3f}"]
+
+
+def _bound_row(label: str, case: dict[str, Any]) -> list[str]:
+    """When the cores are busy anyway, every CPU-second the gateway takes is one the
+    worker does not get: direct worker cost over worker plus gateway cost."""
+    direct = case["direct"]["worker_cpu_ms"]
+    through = case["gateway"]["worker_cpu_ms"] + case["gateway"]["gateway_cpu_ms"]
+    return [label, "", "", f"{direct / through:.2f}x" if through else ""]
 
 
 def _row(

@@ -83,6 +83,11 @@ def gateway_process(stack: Stack) -> psutil.Process:
     return psutil.Process(pid)
 
 
+def worker_process(stack: Stack, model_id: str) -> psutil.Process:
+    pid = stack.pids(lambda cmd: "-m workers" in cmd and cmd.endswith(f"--model {model_id}"))[0]
+    return psutil.Process(pid)
+
+
 def admin(stack: Stack, action: str, model_id: str) -> float:
     """POST /admin/models/<action>; returns the seconds it took."""
     started = time.perf_counter()

@@ -84,7 +84,9 @@ def test_request_for_unloaded_model_loads_it_and_answers(stack: Stack) -> None:
     status = stack.status("hello")
     assert status["status"] == "ready"
     assert status["pid"] in stack.worker_pids()
-    assert "worker-hello" in stack.ctl("status") and "RUNNING" in stack.ctl("status worker-hello")
+    # supervisord says RUNNING only once the process has lived `startsecs`; ready can come first.
+    wait_until(lambda: "RUNNING" in stack.ctl("status", "worker-hello"), 5, what="RUNNING")
+    assert f"pid {status['pid']}" in stack.ctl("status", "worker-hello")
 
 
 def test_twenty_concurrent_requests_start_exactly_one_worker(stack: Stack) -> None:

@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.stack import GGUF, MLX_DIR, Stack, base_config, running_stack
+from tests.stack import GGUF, MLX_DIR, Stack, base_config, running_stack, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -111,10 +111,14 @@ def test_default_alias_answers(stack: Stack) -> None:
 
 def test_supervisorctl_lists_gateway_memwatch_and_workers(stack: Stack) -> None:
     sdk(stack.url).chat.completions.create(model="smollm2-135m", messages=QUESTION, max_tokens=2)
-    status = stack.ctl("status")
-    for program in ("gateway", "memwatch", "worker-smollm2-135m"):
-        line = next(x for x in status.splitlines() if x.startswith(program + " "))
-        assert "RUNNING" in line
+    programs = ("gateway", "memwatch", "worker-smollm2-135m")
+
+    def all_running() -> bool:
+        # RUNNING only once each process has lived its startsecs.
+        lines = stack.ctl("status").splitlines()
+        return all(any(x.startswith(p + " ") and "RUNNING" in x for x in lines) for p in programs)
+
+    wait_until(all_running, 5, what="gateway, memwatch and the worker RUNNING")
 
 
 def test_model_list_shows_loaded_models_with_ports(stack: Stack) -> None:

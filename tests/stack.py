@@ -63,6 +63,16 @@ class Stack:
     def client(self, timeout: float = 60.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)
 
+    @contextlib.contextmanager
+    def stream_chat(self, model_id: str, **fields: Any) -> Iterator[httpx.Response]:
+        """A streamed chat request through the gateway, as raw SSE lines to read."""
+        body = {"model": model_id, "stream": True, "messages": [{"role": "user", "content": "go"}]}
+        with (
+            self.client() as c,
+            c.stream("POST", "/v1/chat/completions", json={**body, **fields}) as response,
+        ):
+            yield response
+
     def ctl(self, *args: str) -> str:
         result = subprocess.run(
             [str(VENV / "bin" / "supervisorctl"), "-c", str(self.root / "supervisor.conf"), *args],

@@ -117,18 +117,7 @@ def test_kill_9_mid_stream_ends_with_error_chunk_and_done(stack: Stack) -> None:
     ask(stack, "stream")
     pid = stack.status("stream")["pid"]
     lines: list[str] = []
-    with (
-        stack.client() as c,
-        c.stream(
-            "POST",
-            "/v1/chat/completions",
-            json={
-                "model": "stream",
-                "stream": True,
-                "messages": [{"role": "user", "content": "go"}],
-            },
-        ) as response,
-    ):
+    with stack.stream_chat("stream") as response:
         started = None
         for line in response.iter_lines():
             lines.append(line)
@@ -179,19 +168,7 @@ def test_streaming_request_waiting_for_a_load_gets_loading_comments(
     config = base_config(
         [model("sleepy")], tmp_path / "models", gateway={"loading_keepalive_s": 0.5}
     )
-    with (
-        running_stack(tmp_path, config) as stk,
-        stk.client() as c,
-        c.stream(
-            "POST",
-            "/v1/chat/completions",
-            json={
-                "model": "sleepy",
-                "stream": True,
-                "messages": [{"role": "user", "content": "x"}],
-            },
-        ) as response,
-    ):
+    with running_stack(tmp_path, config) as stk, stk.stream_chat("sleepy") as response:
         lines = [line for line in response.iter_lines() if line]
     assert response.status_code == 200
     assert any(line.startswith(": loading sleepy") for line in lines)
@@ -297,19 +274,7 @@ def test_unload_drains_in_flight_stream_and_later_requests_wait_for_reload(stack
     received: list[str] = []
 
     def stream_all() -> None:
-        with (
-            stack.client() as c,
-            c.stream(
-                "POST",
-                "/v1/chat/completions",
-                json={
-                    "model": "stream",
-                    "stream": True,
-                    "max_tokens": 60,
-                    "messages": [{"role": "user", "content": "go"}],
-                },
-            ) as response,
-        ):
+        with stack.stream_chat("stream", max_tokens=60) as response:
             received.extend(response.iter_lines())
 
     with ThreadPoolExecutor(3) as pool:

@@ -4,6 +4,7 @@ would cost more than the proxying itself."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Iterable
 from typing import Any
@@ -112,3 +113,10 @@ async def _wait_disconnect(receive: Receive) -> Message:
         message = await receive()
         if message["type"] == "http.disconnect":
             return message
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel a helper task (a keepalive writer) and wait until it has really stopped."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -8,11 +8,9 @@ in Anthropic's envelope, so the `anthropic` SDK raises its own exception classes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any
 
-import httpx
 from starlette.types import Receive, Scope, Send
 
 from gateway.anthropic import (
@@ -30,6 +28,7 @@ from gateway.asgi import (
     send_body,
     send_json,
     start_response,
+    stop_task,
     until_disconnect,
 )
 from gateway.auth import forwarded_auth, require_api_key
@@ -37,6 +36,7 @@ from gateway.errors import ApiError
 from gateway.proxy import Upstream, error_text
 from gateway.routing import Route
 from gateway.service import Gateway
+from gateway.upstream import UpstreamError
 
 PING_EVERY_S = 10.0
 
@@ -47,18 +47,16 @@ class MessagesEndpoint:
         self.count_only = count_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started: list[bool] = []
+        # A stream reports its own failures as `error` events once its headers are out;
+        # every ApiError that reaches here happened before any byte was sent.
         try:
-            await self._handle(scope, receive, send, started)
+            await self._handle(scope, receive, send)
         except ClientGone:
             return
         except ApiError as exc:
-            if not started:
-                await anthropic_error_response(exc)(scope, receive, send)
+            await anthropic_error_response(exc)(scope, receive, send)
 
-    async def _handle(
-        self, scope: Scope, receive: Receive, send: Send, started: list[bool]
-    ) -> None:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         config = self.gateway.config.file
         require_api_key(scope, config.security.api_keys)
         body = parse_json_object(await read_body(receive, config.gateway.max_body_bytes))
@@ -69,7 +67,7 @@ class MessagesEndpoint:
         if self.count_only:
             work = call.count(send)
         elif payload.get("stream"):
-            work = call.stream(send, started)
+            work = call.stream(send)
         else:
             work = call.whole(send)
         await until_disconnect(receive, work)
@@ -104,16 +102,15 @@ class _Call:
             answer = await _json_answer(upstream)
         await send_json(send, 200, {"input_tokens": int(answer["prompt_tokens"])})
 
-    async def stream(self, send: Send, started: list[bool]) -> None:
+    async def stream(self, send: Send) -> None:
         events = AnthropicStream(self.requested)
         await start_response(send, 200, SSE_HEADERS)
-        started.append(True)
         for event in events.start():
             await send_body(send, event, more=True)
         pinger = asyncio.create_task(_ping(send, events))
         try:
             async with self._open() as upstream:
-                pinger.cancel()
+                await stop_task(pinger)  # before the relay: one writer at a time
                 if upstream.response.status_code != 200:
                     message = await error_text(upstream.response)
                     raise ApiError(upstream.response.status_code, message)
@@ -122,9 +119,7 @@ class _Call:
             for event in events.error(exc.message):
                 await send_body(send, event, more=True)
         finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
+            await stop_task(pinger)
         await send_body(send, b"")
 
 
@@ -141,8 +136,9 @@ async def _relay(upstream: Upstream, events: AnthropicStream, send: Send) -> Non
                 raise ApiError(502, str(chunk["error"].get("message", "worker error")))
             for event in events.feed(chunk):
                 await send_body(send, event, more=True)
-    except httpx.HTTPError as exc:
-        raise ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc!r}") from None
+    except (UpstreamError, ValueError, AttributeError, TypeError) as exc:
+        # UpstreamError: the worker went away; the others: a chunk that is not an object.
+        raise ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc}") from None
     for event in events.finish():
         await send_body(send, event, more=True)
 
@@ -160,8 +156,8 @@ async def _json_answer(upstream: Upstream) -> dict[str, Any]:
         raise ApiError(status, await error_text(upstream.response))
     try:
         answer = json.loads(await upstream.response.aread())
-    except (ValueError, httpx.HTTPError) as exc:
-        raise ApiError(502, f"worker {upstream.worker.id} failed mid-answer: {exc!r}") from None
+    except ValueError as exc:  # an UpstreamError is already an ApiError (502)
+        raise ApiError(502, f"worker {upstream.worker.id} sent malformed JSON: {exc}") from None
     if not isinstance(answer, dict):
         raise ApiError(502, f"worker {upstream.worker.id} sent a malformed answer")
     return answer

@@ -7,14 +7,13 @@ Raw ASGI on purpose: these are the hot path, and the gateway only needs `model` 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.asgi import ClientGone, parse_json_object, read_body, until_disconnect
+from gateway.asgi import ClientGone, parse_json_object, read_body, stop_task, until_disconnect
 from gateway.auth import forwarded_auth, require_api_key
 from gateway.errors import ApiError, error_response
 from gateway.proxy import (
@@ -91,7 +90,7 @@ class ModelEndpoint:
         keepalive = asyncio.create_task(loading_keepalive(send, first, every))
         try:
             async with self._open(request) as upstream:
-                await _stop(keepalive)
+                await stop_task(keepalive)
                 if upstream.response.status_code != 200:
                     message = await error_text(upstream.response)
                     status = upstream.response.status_code
@@ -99,11 +98,5 @@ class ModelEndpoint:
                     return
                 await relay_stream(upstream, send, started=True)
         except ApiError as exc:
-            await _stop(keepalive)
+            await stop_task(keepalive)
             await sse_error_after_start(send, exc)
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

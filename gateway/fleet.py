@@ -24,7 +24,6 @@ from gateway.worker_handle import WorkerHandle
 from gateway.worker_programs import remove_program_file, write_program
 
 log = logging.getLogger("lmx.fleet")
-LOADED_STATES = frozenset({State.LOADING, State.READY, State.DRAINING, State.STOPPING})
 # A load that keeps failing is retried by later requests, not by a loop here.
 READY_ATTEMPTS = 3
 
@@ -107,7 +106,7 @@ class Fleet:
     async def _wait_ready(self, w: WorkerHandle, deadline: float) -> None:
         while True:
             info = await self.supervisor.info(w.program)
-            if info is None or info.state not in ("STARTING", "RUNNING"):
+            if info is None or not info.running:
                 raise ApiError(503, await self._load_failure(w), code="model_load_failed")
             w.pid = info.pid
             health = await self.check_health(w)
@@ -156,7 +155,7 @@ class Fleet:
     async def confirm_lost(self, w: WorkerHandle) -> bool:
         """Ask supervisord whether a worker that failed to answer is still there."""
         info = await self.supervisor.info(w.program)
-        if info is not None and info.state in ("STARTING", "RUNNING") and info.pid == w.pid:
+        if info is not None and info.running and info.pid == w.pid:
             return False
         if w.state is State.READY:
             self.mark_lost(w, info)
@@ -259,10 +258,6 @@ class Fleet:
             w.forget_process()
             w.machine.move(State.UNLOADED)
         log_event("unloaded", model=w.id, reason=reason)
-
-    async def unload_all(self) -> None:
-        loaded = [w.id for w in self.workers.values() if w.state in LOADED_STATES]
-        await asyncio.gather(*(self.unload(i, "shutdown") for i in loaded), return_exceptions=True)
 
     # ---- status -----------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from gateway.supervisor_client import ProcessInfo, SupervisorError
 from gateway.worker_handle import WorkerHandle
 
 log = logging.getLogger("lmx.watch")
-RUNNING_STATES = frozenset({"STARTING", "RUNNING"})
 
 
 class FleetWatch:
@@ -52,7 +51,7 @@ class FleetWatch:
     async def _sync(self, w: WorkerHandle, info: ProcessInfo | None) -> None:
         if info is not None and info.state == "STOPPING":
             return  # an operator's stop in progress: judge it once it has settled
-        alive = info is not None and info.state in RUNNING_STATES
+        alive = info is not None and info.running
         if w.state is State.READY and not alive:
             self.fleet.mark_lost(w, info)
         elif w.state is State.READY and info is not None and info.pid != w.pid:

@@ -53,18 +53,18 @@ class Gateway:
         self.fleet = Fleet(config, self.supervisor, self.http, self.probe)
         self.proxy = Proxy(self.fleet, upstream_client(config))
         self.watch = FleetWatch(self.fleet)
-        self._preloads: list[asyncio.Task[None]] = []
 
     async def startup(self) -> None:
         self.watch.start()
         for model_id in self.config.file.auto_load:
-            worker = self.fleet.workers[model_id]
-            self._preloads.append(self.fleet.start_loading(worker))
+            self.fleet.start_loading(self.fleet.workers[model_id])
 
     async def shutdown(self) -> None:
         # Workers are supervisord's children, not ours: a gateway restart adopts them.
         await self.watch.stop()
-        for task in self._preloads:
+        loads = [w.load_task for w in self.fleet.workers.values() if w.load_task]
+        for task in loads:
             task.cancel()
+        await asyncio.gather(*loads, return_exceptions=True)
         await self.http.aclose()
         await self.proxy.client.aclose()

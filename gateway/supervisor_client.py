@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from supervisor.xmlrpc import Faults, SupervisorTransport
 
-# supervisord process states, as `getProcessInfo()["statename"]` names them.
-ALIVE_STATES = frozenset({"STARTING", "RUNNING", "BACKOFF", "STOPPING"})
+# supervisord process states (`getProcessInfo()["statename"]`) of a worker that is up.
+RUNNING_STATES = frozenset({"STARTING", "RUNNING"})
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,10 @@ class ProcessInfo:
     state: str
     pid: int
     exit_status: int
-    spawn_error: str
 
     @property
-    def alive(self) -> bool:
-        return self.state in ALIVE_STATES
+    def running(self) -> bool:
+        return self.state in RUNNING_STATES
 
     @classmethod
     def from_rpc(cls, info: dict[str, Any]) -> ProcessInfo:
@@ -39,7 +38,6 @@ class ProcessInfo:
             state=info["statename"],
             pid=int(info.get("pid") or 0),
             exit_status=int(info.get("exitstatus") or 0),
-            spawn_error=str(info.get("spawnerr") or ""),
         )
 
 

@@ -61,10 +61,13 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
     return ApiError(400, message, code=code or "invalid_request", param=param)
 
 
-def error_response(error: ApiError, origin: Origin = "gateway") -> Response:
+def error_response(
+    error: ApiError, origin: Origin = "gateway", body: dict[str, Any] | None = None
+) -> Response:
+    """The one renderer; `body` replaces the OpenAI envelope (Anthropic's routes use theirs)."""
     headers = {"x-lmx-error-origin": origin, **error.headers}
     return Response(
-        json.dumps(error.body()),
+        json.dumps(error.body() if body is None else body),
         status_code=error.status,
         media_type="application/json",
         headers=headers,

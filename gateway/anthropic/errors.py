@@ -6,12 +6,11 @@ it, which the official SDKs show to users next to the exception class they pick 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.responses import Response
 
-from gateway.errors import ApiError, Origin
+from gateway.errors import ApiError, Origin, error_response
 
 _TYPE_BY_STATUS = {
     400: "invalid_request_error",
@@ -48,10 +47,4 @@ def anthropic_error_body(error: ApiError) -> dict[str, Any]:
 
 
 def anthropic_error_response(error: ApiError, origin: Origin = "gateway") -> Response:
-    headers = {"x-lmx-error-origin": origin, **error.headers}
-    return Response(
-        json.dumps(anthropic_error_body(error)),
-        status_code=error.status,
-        media_type="application/json",
-        headers=headers,
-    )
+    return error_response(error, origin, body=anthropic_error_body(error))

@@ -6,13 +6,13 @@ function; anything else becomes a short 500 envelope, its traceback goes to stde
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.auth import require_api_key
 from gateway.errors import ApiError, error_response
 from workers.cancellation import ClientGone
 
@@ -62,21 +62,8 @@ class Boundary:
                 await error_response(error, origin="worker")(scope, receive, send)
 
     def _authorize(self, scope: Scope) -> None:
-        if not self.api_keys or scope["path"] in _OPEN_PATHS:
-            return
-        offered = _offered_key(dict(scope["headers"]))
-        if offered is None or not any(
-            hmac.compare_digest(offered.encode(), key.encode()) for key in self.api_keys
-        ):
-            raise ApiError(401, "a valid API key is required", code="invalid_api_key")
-
-
-def _offered_key(headers: dict[bytes, bytes]) -> str | None:
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
-    if authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    key = headers.get(b"x-api-key")
-    return key.decode("latin-1") if key is not None else None
+        if scope["path"] not in _OPEN_PATHS:
+            require_api_key(scope, list(self.api_keys))
 
 
 def _as_api_error(exc: Exception) -> ApiError:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.errors import ApiError
-from workers.admission import Admission
+from workers.admission import RETRY_AFTER_S, Admission
 from workers.backends.base import Backend, BackendError
 from workers.backends.registry import create_backend
 from workers.chat_template import CHATML_TEMPLATE, ChatTemplate, TemplateError
@@ -167,5 +167,5 @@ class Worker:
             503,
             f"model {self.settings.model_id} is still loading",
             code="model_loading",
-            headers={"Retry-After": "1"},
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         )

@@ -8,6 +8,7 @@ error chunk and [DONE].
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ def _counter(worker: Worker) -> Callable[[], None]:
     return cancelled
 
 
-def make_job(
+async def make_job(
     worker: Worker,
     backend: Backend,
     prompt: str,
@@ -156,7 +157,8 @@ def make_job(
             "(response_format json / tool_choice 'required' or named)",
             "response_format",
         )
-    prompt_tokens = backend.count_tokens(prompt)
+    # Tokenizing can wait on a backend lock held by a generating thread: off the event loop.
+    prompt_tokens = await asyncio.to_thread(backend.count_tokens, prompt)
     room = worker.settings.context_length - prompt_tokens
     if room <= 0:
         raise bad_request(

@@ -25,7 +25,7 @@ async def chat_completions(request: Request) -> Response:
     model = worker.ready_model()
     _refuse_images(chat, worker)
     forced = chat.tool_choice.mode in ("required", "named")
-    job = make_job(
+    job = await make_job(
         worker, model.backend, render_prompt(model, chat), chat.options, _json_schema(chat, forced)
     )
     answer = ChatAnswer(

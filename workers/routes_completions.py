@@ -18,7 +18,7 @@ async def completions(request: Request) -> Response:
     body = await read_body(request, worker.settings.max_body_bytes)
     completion = parse_completion_request(body, worker.settings.defaults)
     model = worker.ready_model()
-    job = make_job(
+    job = await make_job(
         worker, model.backend, completion.prompt, completion.options, prompt_param="prompt"
     )
     answer = CompletionAnswer(

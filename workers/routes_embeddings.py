@@ -27,12 +27,15 @@ async def embeddings(request: Request) -> Response:
         )
     backend = worker.ready_model().backend
     texts = list(embedding.inputs)
+
+    def embed_and_count() -> tuple[list[list[float]], int]:
+        return backend.embed(texts), sum(backend.count_tokens(text) for text in texts)
+
     try:
-        vectors = await asyncio.to_thread(backend.embed, texts)
+        vectors, tokens = await asyncio.to_thread(embed_and_count)
     except BackendError as error:
         raise ApiError(500, f"embedding failed: {error}", code="embedding_failed") from None
     worker.status.request_started()
-    tokens = sum(backend.count_tokens(text) for text in texts)
     return JSONResponse(
         {
             "object": "list",

@@ -3,6 +3,8 @@ completion would render it (the gateway's Anthropic count_tokens asks this)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -17,5 +19,5 @@ async def tokenize(request: Request) -> Response:
     body = await read_body(request, worker.settings.max_body_bytes)
     chat = parse_chat_request(body, worker.settings.defaults)
     model = worker.ready_model()
-    count = model.backend.count_tokens(render_prompt(model, chat))
+    count = await asyncio.to_thread(model.backend.count_tokens, render_prompt(model, chat))
     return JSONResponse({"model": worker.settings.model_id, "prompt_tokens": count})

@@ -152,8 +152,11 @@ def test_stream_chunks_arrive_before_the_answer_ends() -> None:
 def test_lines_are_split_across_chunk_boundaries() -> None:
     async def split(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(CHUNKED_HEAD + chunk(b"data: a") + chunk(b"bc\n\ndata: [DONE]\n\n"))
-        writer.write(b"0\r\n\r\n")
+        # Two separate TCP writes, so the line really arrives in two reads.
+        writer.write(CHUNKED_HEAD + chunk(b"data: a"))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(chunk(b"bc\n\ndata: [DONE]\n\n") + b"0\r\n\r\n")
         await writer.drain()
 
     async def main() -> None:

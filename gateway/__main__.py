@@ -8,7 +8,7 @@ import sys
 import uvicorn
 
 from gateway.app import GatewayApp
-from gateway.config import ConfigError, load_config
+from gateway.config.loader import ConfigError, load_config
 from gateway.service import Gateway
 
 

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway import admin_routes
-from gateway.errors import ApiError, error_response
-from gateway.messages_routes import MessagesEndpoint
-from gateway.openai_routes import ModelEndpoint
+from gateway.routes import admin as admin_routes
+from gateway.routes.messages import MessagesEndpoint
+from gateway.routes.openai import ModelEndpoint
 from gateway.service import Gateway
+from workers.contract.errors import ApiError, error_response
 
 log = logging.getLogger("lmx.gateway")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config import RESERVED_NAMES, Config
-from gateway.errors import ApiError
+from gateway.config.loader import RESERVED_NAMES, Config
+from workers.contract.errors import ApiError
 
 PRESET_PREFIX = "preset:"
 

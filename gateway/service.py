@@ -8,20 +8,20 @@ from pathlib import Path
 
 import httpx
 
-from gateway.config import Config
-from gateway.fleet import Fleet
-from gateway.fleet_watch import FleetWatch
-from gateway.memory import GB, MemoryProbe, PsutilProbe
-from gateway.proxy import Proxy
+from gateway.config.loader import Config
+from gateway.fleet.fleet import Fleet
+from gateway.fleet.supervisor import Supervisor, SupervisorClient
+from gateway.fleet.watch import FleetWatch
+from gateway.memory.admission import GB, MemoryProbe, PsutilProbe
+from gateway.proxy.forward import Proxy
+from gateway.proxy.upstream import Timeouts, UpstreamClient
 from gateway.routing import Router
-from gateway.supervisor_client import Supervisor, SupervisorClient
-from gateway.upstream import Timeouts, UpstreamClient
 
 log = logging.getLogger("lmx.gateway")
 
 
 def upstream_client(config: Config) -> UpstreamClient:
-    """The proxy's client: the hot path, see gateway.upstream for why it is not httpx."""
+    """The proxy's client: the hot path, see gateway.proxy.upstream for why it is not httpx."""
     g = config.file.gateway
     return UpstreamClient(Timeouts(connect_s=g.connect_timeout_s, read_s=g.read_timeout_s))
 

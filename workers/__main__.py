@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from workers.backends.registry import BACKEND_NAMES
+from workers.contract.settings import WorkerSettings
 from workers.server import WorkerServer, configure_logging
-from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers")
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings(args: argparse.Namespace) -> WorkerSettings:
     if args.config is not None:
-        from gateway.config import load_config
+        from gateway.config.loader import load_config
 
         if args.model is None:
             raise ValueError("--config needs --model ID")

@@ -9,13 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.errors import ApiError, error_response
-from workers.boundary import Boundary
-from workers.routes_chat import chat_completions
-from workers.routes_completions import completions
-from workers.routes_embeddings import embeddings
-from workers.routes_info import health, models
-from workers.routes_tokenize import tokenize
+from workers.contract.errors import ApiError, error_response
+from workers.routes.boundary import Boundary
+from workers.routes.chat import chat_completions
+from workers.routes.completions import completions
+from workers.routes.embeddings import embeddings
+from workers.routes.info import health, models
+from workers.routes.tokenize import tokenize
 from workers.worker import Worker
 
 

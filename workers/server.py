@@ -17,7 +17,7 @@ import uvicorn
 
 from workers.app import create_app
 from workers.backends.registry import create_backend
-from workers.settings import WorkerSettings
+from workers.contract.settings import WorkerSettings
 from workers.worker import BackendFactory, Worker
 
 log = logging.getLogger("workers")

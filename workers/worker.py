@@ -8,14 +8,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from gateway.errors import ApiError
-from workers.admission import RETRY_AFTER_S, Admission
 from workers.backends.base import Backend, BackendError
 from workers.backends.registry import create_backend
-from workers.chat_template import CHATML_TEMPLATE, ChatTemplate, TemplateError
-from workers.health import HealthContext, ModelState, WorkerStatus, health_body
-from workers.settings import WorkerSettings
-from workers.tool_prompt import FALLBACK_TOOL_PARSER
+from workers.contract.errors import ApiError
+from workers.contract.settings import WorkerSettings
+from workers.generation.admission import RETRY_AFTER_S, Admission
+from workers.prompt.template import CHATML_TEMPLATE, ChatTemplate, TemplateError
+from workers.prompt.tool_instructions import FALLBACK_TOOL_PARSER
+from workers.state import HealthContext, ModelState, WorkerStatus, health_body
 
 log = logging.getLogger("workers")
 
@@ -45,7 +45,7 @@ class ParserNameError(ValueError):
 
 
 def _check_parsers(output_format: OutputFormat) -> None:
-    from workers.output_parser import OutputParser
+    from workers.parsing.output import OutputParser
 
     try:
         OutputParser(
@@ -132,7 +132,7 @@ class Worker:
 
     def _tool_parser(self, template: ChatTemplate) -> tuple[str | None, bool]:
         """The tool parser, and whether tools must be described in the system message."""
-        from workers.output_parser import detect_tool_parser
+        from workers.parsing.output import detect_tool_parser
 
         configured = self.settings.tool_parser
         if configured is not None:
@@ -143,7 +143,7 @@ class Worker:
         return FALLBACK_TOOL_PARSER, True
 
     def _reasoning_parser(self, template_source: str) -> tuple[str | None, bool]:
-        from workers.output_parser import detect_reasoning_parser
+        from workers.parsing.output import detect_reasoning_parser
 
         detected, starts_in_reasoning = detect_reasoning_parser(template_source)
         configured = self.settings.reasoning_parser

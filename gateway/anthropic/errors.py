@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from gateway.errors import ApiError, Origin, error_response
+from workers.contract.errors import ApiError, Origin, error_response
 
 _TYPE_BY_STATUS = {
     400: "invalid_request_error",

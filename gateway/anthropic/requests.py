@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.errors import ApiError
+from workers.contract.errors import ApiError
 
 Json = dict[str, Any]
 

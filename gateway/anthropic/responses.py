@@ -10,7 +10,7 @@ import json
 import uuid
 from typing import Any
 
-from gateway.errors import ApiError
+from workers.contract.errors import ApiError
 
 Json = dict[str, Any]
 

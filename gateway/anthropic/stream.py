@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.anthropic.errors import error_envelope
 from gateway.anthropic.responses import message_id, stop_details, tool_use_id, usage
-from gateway.errors import ApiError
+from workers.contract.errors import ApiError
 
 Json = dict[str, Any]
 

@@ -10,7 +10,7 @@ from scripts.benchmarks import report
 from scripts.benchmarks.backends_bench import REQUEST_TIMEOUT_S, guarded
 from scripts.benchmarks.stacks import LLAMA_ID, MLX_ID, admin, real_stack
 from scripts.benchmarks.streams import http_stream
-from tests.stack import Stack
+from tests.integration.stack import Stack
 
 FIRST_TOKENS = 4
 

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from scripts.benchmarks.streams import MESSAGES, Clock, Sample, samples_json
-from tests.stack import GGUF, MLX_DIR
+from tests.integration.stack import GGUF, MLX_DIR
 
 
 def llama_samples(max_tokens: int, runs: int) -> list[Sample]:
@@ -16,7 +16,7 @@ def llama_samples(max_tokens: int, runs: int) -> list[Sample]:
     import psutil
 
     # The worker's own AMX workaround, so the library runs as it does in our worker.
-    from workers.backends.llama_cpp_backend import _avoid_amx_if_present
+    from workers.backends.llama_cpp.backend import _avoid_amx_if_present
 
     _avoid_amx_if_present()
     threads = psutil.cpu_count(logical=False) or 1

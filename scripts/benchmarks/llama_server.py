@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import runpy
 
-from workers.backends.llama_cpp_backend import _avoid_amx_if_present
+from workers.backends.llama_cpp.backend import _avoid_amx_if_present
 
 if __name__ == "__main__":
     _avoid_amx_if_present()

@@ -18,7 +18,7 @@ import psutil
 from scripts.benchmarks import report
 from scripts.benchmarks.load import run_load, stream_rate
 from scripts.benchmarks.stacks import gateway_process, scripted_stack, worker_process, worker_url
-from tests.stack import Stack
+from tests.integration.stack import Stack
 
 STREAM_TOKENS = 2000
 SCRIPTS = {

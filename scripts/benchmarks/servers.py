@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.stack import GGUF, MLX_DIR, free_port
+from tests.integration.stack import GGUF, MLX_DIR, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

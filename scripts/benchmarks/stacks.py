@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import psutil
 
-from tests.stack import GGUF, MLX_DIR, Stack, base_config, running_stack, wait_until
+from tests.integration.stack import GGUF, MLX_DIR, Stack, base_config, running_stack, wait_until
 
 LLAMA_ID = "smollm2-gguf"
 MLX_ID = "smollm2-mlx"

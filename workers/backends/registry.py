@@ -6,17 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from workers.backends.base import Backend, BackendError
-from workers.settings import WorkerSettings
+from workers.contract.settings import WorkerSettings
 
 
 def _llama_cpp(settings: WorkerSettings) -> Backend:
-    from workers.backends.llama_cpp_backend import LlamaCppBackend
+    from workers.backends.llama_cpp.backend import LlamaCppBackend
 
     return LlamaCppBackend(settings.path, settings.context_length, settings.max_concurrent)
 
 
 def _mlx(settings: WorkerSettings) -> Backend:
-    from workers.backends.mlx_backend import MlxBackend
+    from workers.backends.mlx.backend import MlxBackend
 
     return MlxBackend(settings.path, settings.context_length, max_batch=settings.max_concurrent)
 

@@ -1,0 +1,105 @@
+"""The typed shape of config/lmx.yaml: dataclasses holding every key and its default.
+
+`gateway.config.loader` fills these from YAML once, checking every key and type; code past
+that point trusts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKENDS = ("llama_cpp", "mlx", "scripted")
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    host: str = "127.0.0.1"
+    port: int = 1234
+    max_body_bytes: int = 10 * 1024 * 1024
+    connect_timeout_s: float = 5.0
+    # Longest silence allowed between two bytes of a worker's answer.
+    read_timeout_s: float = 600.0
+    # How often a streaming request that waits for a load gets an SSE comment line.
+    loading_keepalive_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class WorkersSection:
+    host: str = "127.0.0.1"
+    load_timeout_s: float = 180.0
+    stop_timeout_s: float = 30.0
+    health_timeout_s: float = 30.0
+    health_interval_s: float = 1.0
+    ttl_s: float = 0.0
+    max_concurrent: int = 4
+    max_queue: int = 16
+    request_timeout_s: float = 600.0
+    context_length: int = 4096
+
+
+@dataclass(frozen=True)
+class MemorySection:
+    max_memory_percent: float = 85.0
+    auto_evict_lru: bool = True
+    runtime_overhead_gb: float = 0.3
+    # Present the machine as having this much memory (a cap for LMX); None = all of it.
+    total_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class SecuritySection:
+    admin_key: str | None = None
+    api_keys: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: str
+    system: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoutingSection:
+    default: str | None = None
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    presets: dict[str, Preset] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    id: str
+    path: str
+    backend: str
+    port: int
+    context_length: int | None = None
+    pinned: bool = False
+    ttl_s: float | None = None
+    max_rss_gb: float | None = None
+    # Known footprint; overrides the estimate from file size and KV cache.
+    memory_gb: float | None = None
+    max_concurrent: int | None = None
+    max_queue: int | None = None
+    request_timeout_s: float | None = None
+    tool_parser: str | None = None
+    reasoning_parser: str | None = None
+    embeddings: bool = False
+    vision: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+    chat_template: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """Exactly the keys a user may write, before paths are resolved."""
+
+    models: list[ModelConfig]
+    models_dir: str = "../models"
+    run_dir: str = "../run"
+    gateway: GatewaySection = field(default_factory=GatewaySection)
+    workers: WorkersSection = field(default_factory=WorkersSection)
+    memory: MemorySection = field(default_factory=MemorySection)
+    security: SecuritySection = field(default_factory=SecuritySection)
+    routing: RoutingSection = field(default_factory=RoutingSection)
+    auto_load: list[str] = field(default_factory=list)

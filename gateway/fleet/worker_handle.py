@@ -1,0 +1,95 @@
+"""What the gateway knows about one configured model and its worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config.schema import ModelConfig
+from gateway.fleet.programs import program_name
+from gateway.fleet.states import State, StateMachine
+
+
+@dataclass
+class WorkerHandle:
+    model: ModelConfig
+    host: str
+    machine: StateMachine = field(init=False)
+    pid: int = 0
+    in_flight: int = 0
+    # Wall-clock seconds; the worker's own last request time counts too (direct clients).
+    last_used: float = 0.0
+    ready_since: float = 0.0
+    load_seconds: float | None = None
+    last_error: str | None = None
+    rss: int = 0
+    learned_bytes: int | None = None
+    health: dict[str, Any] = field(default_factory=dict)
+    unhealthy_since: float | None = None
+    load_task: asyncio.Task[None] | None = None
+    unload_task: asyncio.Task[None] | None = None
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.machine = StateMachine(self.model.id)
+        self.idle.set()
+
+    @property
+    def id(self) -> str:
+        return self.model.id
+
+    @property
+    def program(self) -> str:
+        return program_name(self.model.id)
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.model.port}"
+
+    @property
+    def busy(self) -> bool:
+        return self.in_flight > 0 or int(self.health.get("in_flight") or 0) > 0
+
+    def last_activity(self) -> float:
+        worker_seen = self.health.get("last_request_at") or 0.0
+        return max(self.last_used, float(worker_seen), self.ready_since)
+
+    def begin_request(self) -> None:
+        self.in_flight += 1
+        self.idle.clear()
+        self.last_used = time.time()
+
+    def end_request(self) -> None:
+        self.in_flight -= 1
+        self.last_used = time.time()
+        if self.in_flight == 0:
+            self.idle.set()
+
+    def forget_process(self) -> None:
+        self.pid = 0
+        self.rss = 0
+        self.health = {}
+        self.unhealthy_since = None
+
+    def status(self) -> dict[str, Any]:
+        loaded = self.state in (State.READY, State.DRAINING)
+        return {
+            "id": self.id,
+            "status": self.state.value,
+            "backend": self.model.backend,
+            "port": self.model.port if loaded else None,
+            "pid": self.pid or None,
+            "rss_bytes": self.rss or None,
+            "in_flight": self.in_flight,
+            "queued": int(self.health.get("queued") or 0),
+            "last_used": self.last_activity() or None,
+            "load_seconds": self.load_seconds,
+            "pinned": self.model.pinned,
+            "error": self.last_error,
+        }

@@ -1,0 +1,149 @@
+"""Memory figures and the admission rule: will this model fit, and what must go first.
+
+The rule: every loaded worker reserves max(its estimate, its measured RSS); everything
+else on the machine counts as it is now. A new model is admitted when
+    other processes + reservations + its estimate <= max_memory_percent of total.
+Reserving the estimate (not just today's RSS) keeps a freshly loaded worker, whose KV
+cache has not filled yet, from letting a second model in that would not fit later.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import psutil
+
+from gateway.memory.gguf_meta import read_gguf_metadata
+
+GB = 1024**3
+
+
+@dataclass(frozen=True)
+class SystemMemory:
+    total: int
+    available: int
+
+    @property
+    def used(self) -> int:
+        return self.total - self.available
+
+
+class MemoryProbe(Protocol):
+    """The seam for tests: present a smaller (or busier) machine to the same code."""
+
+    def system(self) -> SystemMemory: ...
+    def tree_rss(self, pid: int) -> int: ...
+
+
+class PsutilProbe:
+    def __init__(self, total_override: int | None = None) -> None:
+        self._total_override = total_override
+
+    def system(self) -> SystemMemory:
+        vm = psutil.virtual_memory()
+        if self._total_override is None:
+            return SystemMemory(vm.total, vm.available)
+        used = vm.total - vm.available
+        return SystemMemory(self._total_override, max(0, self._total_override - used))
+
+    def tree_rss(self, pid: int) -> int:
+        return tree_rss(pid)
+
+
+def tree_rss(pid: int) -> int:
+    """RSS of a process and all its descendants (0 if it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+@dataclass(frozen=True)
+class Admission:
+    fits: bool
+    needed: int
+    available: int
+    limit: int
+
+    def explain(self, model_id: str) -> str:
+        return (
+            f"not enough memory to load {model_id}: needs {self.needed / GB:.2f} GiB, "
+            f"{max(0, self.available) / GB:.2f} GiB available under the "
+            f"{self.limit / GB:.2f} GiB limit (memory.max_memory_percent)"
+        )
+
+
+def admit(
+    system: SystemMemory,
+    max_percent: float,
+    needed: int,
+    reserved: int,
+    workers_rss: int,
+) -> Admission:
+    limit = int(system.total * max_percent / 100)
+    others = max(0, system.used - workers_rss)
+    available = limit - others - reserved
+    return Admission(fits=needed <= available, needed=needed, available=available, limit=limit)
+
+
+def weights_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return 0
+
+
+def kv_cache_bytes(path: Path, context_length: int) -> int:
+    """f16 K and V for every layer at the configured context, from the model's own metadata."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return 0
+    shape = _attention_shape(path, stamp)
+    if shape is None:
+        return 0
+    layers, kv_heads, head_dim = shape
+    return 2 * 2 * layers * kv_heads * head_dim * context_length
+
+
+@functools.lru_cache(maxsize=64)
+def _attention_shape(path: Path, stamp: int) -> tuple[int, int, int] | None:
+    """Layers, KV heads, head width; cached per file version (`stamp`): a GGUF header
+    read walks the whole vocabulary."""
+    try:
+        if path.is_file():
+            meta = read_gguf_metadata(path)
+            arch = str(meta.get("general.architecture", "llama"))
+            layers = int(meta[f"{arch}.block_count"])
+            heads = int(meta[f"{arch}.attention.head_count"])
+            kv_heads = int(meta.get(f"{arch}.attention.head_count_kv", heads))
+            width = int(meta[f"{arch}.embedding_length"])
+        else:
+            cfg = json.loads((path / "config.json").read_text())
+            layers = int(cfg["num_hidden_layers"])
+            heads = int(cfg["num_attention_heads"])
+            kv_heads = int(cfg.get("num_key_value_heads", heads))
+            width = int(cfg["hidden_size"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+    return layers, kv_heads, width // max(1, heads)
+
+
+def estimate_footprint(
+    path: Path, context_length: int, overhead_gb: float, sequences: int = 1
+) -> int:
+    kv = kv_cache_bytes(path, context_length) * sequences
+    return weights_bytes(path) + kv + int(overhead_gb * GB)

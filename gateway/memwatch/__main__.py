@@ -1,0 +1,5 @@
+"""`python -m gateway.memwatch`: the supervisord event listener (see listener.py)."""
+
+from gateway.memwatch.listener import main
+
+main()

@@ -1,0 +1,148 @@
+"""memwatch: a supervisord event listener that keeps workers inside their memory.
+
+On every TICK_5 it measures each running worker's whole process tree, restarts a worker
+above its `max_rss_gb`, and when the machine is past `memory.max_memory_percent` stops
+the least-recently-used idle, unpinned worker. It acts only through supervisord, so the
+gateway and `supervisorctl status` see exactly what it did; every action is one JSON line
+on stderr (run/logs/memwatch.log).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import httpx
+from supervisor import childutils
+
+from gateway.config.loader import Config, load_config
+from gateway.fleet.programs import model_id_of
+from gateway.memory.admission import GB, MemoryProbe, PsutilProbe
+
+
+class Rpc(Protocol):
+    """The slice of supervisord's XML-RPC interface memwatch uses."""
+
+    def getAllProcessInfo(self) -> list[dict[str, Any]]: ...
+    def stopProcess(self, name: str, wait: bool) -> bool: ...
+    def startProcess(self, name: str, wait: bool) -> bool: ...
+
+
+HealthFn = Callable[[int], dict[str, Any] | None]
+
+
+def http_health(host: str) -> HealthFn:
+    def health(port: int) -> dict[str, Any] | None:
+        try:
+            body = httpx.get(f"http://{host}:{port}/health", timeout=2.0).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    return health
+
+
+def log_json(event: dict[str, Any]) -> None:
+    print(json.dumps({"ts": round(time.time(), 3), **event}), file=sys.stderr, flush=True)
+
+
+class MemWatch:
+    def __init__(
+        self,
+        config: Config,
+        rpc: Rpc,
+        probe: MemoryProbe,
+        health: HealthFn,
+        log: Callable[[dict[str, Any]], None] = log_json,
+    ) -> None:
+        self.config = config
+        self.rpc = rpc
+        self.probe = probe
+        self.health = health
+        self.log = log
+
+    def running_workers(self) -> dict[str, dict[str, Any]]:
+        running = {}
+        for info in self.rpc.getAllProcessInfo():
+            model_id = model_id_of(info["name"])
+            if model_id and info["statename"] == "RUNNING" and self._known(model_id):
+                running[model_id] = info
+        return running
+
+    def _known(self, model_id: str) -> bool:
+        return any(m.id == model_id for m in self.config.models)
+
+    def tick(self) -> list[dict[str, Any]]:
+        actions: list[dict[str, Any]] = []
+        workers = self.running_workers()
+        for model_id, info in workers.items():
+            rss = self.probe.tree_rss(int(info["pid"]))
+            self.log({"event": "rss", "model": model_id, "pid": info["pid"], "rss_bytes": rss})
+            cap = self.config.model(model_id).max_rss_gb
+            if cap is not None and rss > cap * GB:
+                actions.append(self._restart(model_id, info["name"], rss, cap))
+        pressure = self._pressure()
+        if pressure is not None:
+            victim = self._lru_idle(workers)
+            if victim is not None:
+                actions.append(self._stop(victim, workers[victim]["name"], pressure))
+        return actions
+
+    def _restart(self, model_id: str, program: str, rss: int, cap: float) -> dict[str, Any]:
+        self.rpc.stopProcess(program, True)
+        self.rpc.startProcess(program, False)
+        action = {"event": "restart_over_rss", "model": model_id, "rss_bytes": rss,
+                  "max_rss_gb": cap}  # fmt: skip
+        self.log(action)
+        return action
+
+    def _pressure(self) -> dict[str, Any] | None:
+        system = self.probe.system()
+        percent = self.config.file.memory.max_memory_percent
+        limit = int(system.total * percent / 100)
+        if system.used <= limit:
+            return None
+        return {"used_bytes": system.used, "limit_bytes": limit, "threshold_percent": percent}
+
+    def _lru_idle(self, workers: dict[str, dict[str, Any]]) -> str | None:
+        candidates: list[tuple[float, str]] = []
+        for model_id in workers:
+            model = self.config.model(model_id)
+            health = self.health(model.port)
+            if model.pinned or health is None or int(health.get("in_flight") or 0) > 0:
+                continue
+            last = float(health.get("last_request_at") or 0.0)
+            candidates.append((last, model_id))
+        return min(candidates)[1] if candidates else None
+
+    def _stop(self, model_id: str, program: str, pressure: dict[str, Any]) -> dict[str, Any]:
+        self.rpc.stopProcess(program, True)
+        action = {"event": "stop_lru_over_threshold", "model": model_id, **pressure}
+        self.log(action)
+        return action
+
+
+def main() -> None:
+    config = load_config()
+    total = config.file.memory.total_gb
+    watch = MemWatch(
+        config,
+        childutils.getRPCInterface(dict(os.environ)).supervisor,
+        PsutilProbe(int(total * GB) if total else None),
+        http_health(config.file.workers.host),
+    )
+    while True:
+        _headers, _payload = childutils.listener.wait(sys.stdin, sys.stdout)
+        try:
+            watch.tick()
+        except Exception as exc:  # a bad tick must not kill the listener
+            log_json({"event": "tick_failed", "error": repr(exc)})
+        childutils.listener.ok(sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Small raw-ASGI helpers for the hot path, where Starlette's Request/Response layers
+would cost more than the proxying itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+from starlette.types import Message, Receive, Send
+
+from workers.contract.errors import ApiError
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(
+                413, f"request body is larger than {limit} bytes (gateway.max_body_bytes)"
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "request body must be a JSON object", code="invalid_json")
+    return payload
+
+
+class ClientGone(Exception):
+    """The client disconnected; there is nobody left to answer."""
+
+
+async def start_response(send: Send, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+
+
+async def send_body(send: Send, body: bytes, more: bool = False) -> None:
+    await send({"type": "http.response.body", "body": body, "more_body": more})
+
+
+async def send_json(
+    send: Send, status: int, payload: Any, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    body = json.dumps(payload).encode()
+    await start_response(send, status, [(b"content-type", b"application/json"), *headers])
+    await send_body(send, body)
+
+
+async def until_disconnect(receive: Receive, work: Awaitable[None]) -> None:
+    """Run `work` in this task, cancelling it as soon as the client disconnects.
+
+    Cancelling is what closes the upstream stream, which is what makes the worker
+    stop generating for a reader who left. One watcher task per request, not two:
+    this runs on every proxied request.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    watch = _DisconnectWatch(task)
+    watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    watcher.add_done_callback(watch.fired)
+    try:
+        await work
+    except asyncio.CancelledError:
+        # Ours if the client left; a cancellation from outside as well still propagates.
+        if not watch.gone or task.uncancel() > 0:
+            raise
+    else:
+        if watch.gone:  # `work` swallowed our cancellation; keep the task's count right
+            task.uncancel()
+    finally:
+        watch.finished = True
+        watcher.cancel()
+
+
+class _DisconnectWatch:
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.gone = False
+        self.finished = False
+
+    def fired(self, watcher: asyncio.Future[Message]) -> None:
+        # Runs from the loop, so `work` is suspended at an await: the cancel lands there.
+        if self.finished or watcher.cancelled() or watcher.exception() is not None:
+            return
+        self.gone = True
+        self.task.cancel()
+
+
+async def _wait_disconnect(receive: Receive) -> Message:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return message
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel a helper task (a keepalive writer) and wait until it has really stopped."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,123 @@
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.config.loader import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+def write(tmp_path: Path, config: dict[str, Any]) -> Path:
+    (tmp_path / "models").mkdir(exist_ok=True)
+    path = tmp_path / "config" / "lmx.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def two_models(**changes: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "models": [
+            {"id": "a", "path": "a.gguf", "backend": "llama_cpp", "port": 10001},
+            {"id": "b", "path": "b-mlx", "backend": "mlx", "port": 10002},
+        ]
+    }
+    config.update(changes)
+    return config
+
+
+def error_for(tmp_path: Path, config: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, config))
+    return str(info.value)
+
+
+def test_default_config_loads_with_both_backends_and_aliases() -> None:
+    config = load_config(REPO / "config" / "lmx.yaml")
+    assert [(m.id, m.backend, m.port) for m in config.models] == [
+        ("smollm2-135m", "llama_cpp", 10001),
+        ("smollm2-135m-mlx", "mlx", 10002),
+    ]
+    assert config.file.gateway.host == "127.0.0.1"
+    assert config.file.gateway.port == 1234
+    assert config.file.routing.aliases["chat"] == ["smollm2-135m", "smollm2-135m-mlx"]
+    assert config.models_dir == REPO / "models"
+
+
+def test_duplicate_port_names_both_models(tmp_path: Path) -> None:
+    config = two_models()
+    config["models"][1]["port"] = 10001
+    assert error_for(tmp_path, config) == "models[1].port: 10001 is already used by models[0]"
+
+
+def test_port_clash_with_gateway_is_reported(tmp_path: Path) -> None:
+    config = two_models()
+    config["models"][0]["port"] = 1234
+    assert "models[0].port: 1234 is already used by gateway.port" in error_for(tmp_path, config)
+
+
+def test_duplicate_id_is_reported(tmp_path: Path) -> None:
+    config = two_models()
+    config["models"][1]["id"] = "a"
+    assert error_for(tmp_path, config) == "models[1].id: 'a' is already used by models[0]"
+
+
+def test_unknown_key_names_its_dotted_path(tmp_path: Path) -> None:
+    message = error_for(tmp_path, two_models(gateway={"prot": 1}))
+    assert message.startswith("gateway.prot: unknown key")
+
+
+def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
+    config = two_models()
+    config["models"][0]["port"] = "ten"
+    assert error_for(tmp_path, config) == "models[0].port: expected int, got str 'ten'"
+
+
+def test_path_outside_models_dir_is_refused(tmp_path: Path) -> None:
+    config = two_models()
+    config["models"][0]["path"] = "../../etc/passwd"
+    assert "models[0].path" in error_for(tmp_path, config)
+    assert "outside the models directory" in error_for(tmp_path, config)
+
+
+def test_symlink_out_of_models_dir_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "escape.gguf").symlink_to(tmp_path / "secret.gguf")
+    config = two_models()
+    config["models"][0]["path"] = "escape.gguf"
+    assert "outside the models directory" in error_for(tmp_path, config)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_alias_to_unknown_model_is_reported(tmp_path: Path) -> None:
+    message = error_for(tmp_path, two_models(routing={"aliases": {"chat": ["a", "zzz"]}}))
+    assert message == "routing.aliases.chat[1]: unknown model 'zzz'"
+
+
+def test_unknown_backend_is_reported(tmp_path: Path) -> None:
+    config = two_models()
+    config["models"][0]["backend"] = "vllm"
+    assert error_for(tmp_path, config).startswith("models[0].backend: 'vllm' is not one of")
+
+
+def test_missing_required_model_key(tmp_path: Path) -> None:
+    config = two_models()
+    del config["models"][0]["port"]
+    assert error_for(tmp_path, config) == "models[0].port: required key is missing"
+
+
+def test_worker_settings_merge_model_and_worker_defaults(tmp_path: Path) -> None:
+    config = two_models(workers={"max_queue": 3, "context_length": 1024})
+    config["models"][0]["max_concurrent"] = 2
+    loaded = load_config(write(tmp_path, config))
+    settings = loaded.worker_settings("a")
+    assert settings.max_concurrent == 2
+    assert settings.max_queue == 3
+    assert settings.context_length == 1024
+    assert settings.path == tmp_path / "models" / "a.gguf"

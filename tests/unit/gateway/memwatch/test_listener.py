@@ -1,0 +1,98 @@
+"""memwatch's decisions, with a small fake supervisord and a presented machine: the case a
+real machine cannot be made to produce on cue (memory pressure). The real listener is
+tested end to end in test_memory_lifecycle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.config.loader import load_config
+from gateway.memory.admission import GB, SystemMemory
+from gateway.memwatch.listener import MemWatch
+
+
+class FakeRpc:
+    def __init__(self, running: dict[str, int]) -> None:
+        self.running = running
+        self.calls: list[tuple[str, str]] = []
+
+    def getAllProcessInfo(self) -> list[dict[str, Any]]:
+        return [
+            {"name": f"worker-{m}", "statename": "RUNNING", "pid": pid}
+            for m, pid in self.running.items()
+        ]
+
+    def stopProcess(self, name: str, wait: bool) -> bool:
+        self.calls.append(("stop", name))
+        return True
+
+    def startProcess(self, name: str, wait: bool) -> bool:
+        self.calls.append(("start", name))
+        return True
+
+
+class Machine:
+    def __init__(self, total: int, used: int, rss: dict[int, int]) -> None:
+        self.total, self.used, self.rss = total, used, rss
+
+    def system(self) -> SystemMemory:
+        return SystemMemory(self.total, self.total - self.used)
+
+    def tree_rss(self, pid: int) -> int:
+        return self.rss.get(pid, 0)
+
+
+def config(tmp_path: Path) -> Any:
+    models = [
+        {"id": "a", "path": "a.gguf", "backend": "llama_cpp", "port": 10001, "max_rss_gb": 1.0},
+        {"id": "b", "path": "b.gguf", "backend": "llama_cpp", "port": 10002},
+        {"id": "c", "path": "c.gguf", "backend": "llama_cpp", "port": 10003, "pinned": True},
+    ]
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "lmx.yaml"
+    path.write_text(yaml.safe_dump({"models_dir": "models", "models": models,
+                                    "memory": {"max_memory_percent": 80}}))  # fmt: skip
+    return load_config(path)
+
+
+def health_table(table: dict[int, dict[str, Any]]) -> Any:
+    return lambda port: table.get(port)
+
+
+def test_worker_over_its_rss_cap_is_restarted_through_supervisord(tmp_path: Path) -> None:
+    rpc = FakeRpc({"a": 11, "b": 12})
+    machine = Machine(16 * GB, 4 * GB, {11: 2 * GB, 12: GB})
+    logged: list[dict[str, Any]] = []
+    watch = MemWatch(config(tmp_path), rpc, machine, health_table({}), logged.append)
+    actions = watch.tick()
+    assert rpc.calls == [("stop", "worker-a"), ("start", "worker-a")]
+    assert actions == [
+        {"event": "restart_over_rss", "model": "a", "rss_bytes": 2 * GB, "max_rss_gb": 1.0}
+    ]
+    assert {"event": "rss", "model": "b", "pid": 12, "rss_bytes": GB} in logged
+
+
+def test_over_threshold_stops_least_recently_used_idle_unpinned(tmp_path: Path) -> None:
+    rpc = FakeRpc({"a": 11, "b": 12, "c": 13})
+    machine = Machine(10 * GB, 9 * GB, {11: GB // 2, 12: GB // 2, 13: GB // 2})
+    health = health_table({
+        10001: {"in_flight": 1, "last_request_at": 100.0},   # busy: never
+        10002: {"in_flight": 0, "last_request_at": 200.0},   # idle: the victim
+        10003: {"in_flight": 0, "last_request_at": 50.0},    # oldest but pinned
+    })  # fmt: skip
+    watch = MemWatch(config(tmp_path), rpc, machine, health, lambda e: None)
+    actions = watch.tick()
+    assert rpc.calls == [("stop", "worker-b")]
+    assert actions[0]["event"] == "stop_lru_over_threshold" and actions[0]["model"] == "b"
+    assert actions[0]["limit_bytes"] == 8 * GB
+
+
+def test_under_threshold_nothing_is_stopped(tmp_path: Path) -> None:
+    rpc = FakeRpc({"b": 12})
+    machine = Machine(10 * GB, 5 * GB, {12: GB})
+    watch = MemWatch(config(tmp_path), rpc, machine, health_table({}), lambda e: None)
+    assert watch.tick() == []
+    assert rpc.calls == []

@@ -1,0 +1,148 @@
+"""One generation: a backend's blocking token iterator bridged onto the event loop.
+
+The backend runs on a pooled thread and hands tokens over with call_soon_threadsafe.
+Stop sequences are applied here, to the raw text, before any output parser sees it.
+The admission slot is released by the thread itself when it ends, because the backend is
+busy until then even if the consumer already left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from workers.backends.base import Backend, Sampling, Token
+from workers.contract.errors import ApiError
+from workers.generation.admission import Slot
+from workers.generation.cancellation import RequestWatch, StopReason
+from workers.generation.stop_sequences import StopMatcher
+
+log = logging.getLogger("workers.generation")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    tokens: tuple[Token, ...] = ()  # the tokens behind this text, for logprobs
+
+
+@dataclass
+class Outcome:
+    finish_reason: str = "stop"  # "stop" | "length"
+    stop_sequence: str | None = None
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_END = object()
+_STOPPED = object()
+
+
+class Generation:
+    def __init__(
+        self,
+        backend: Backend,
+        prompt: str,
+        sampling: Sampling,
+        stops: tuple[str, ...],
+        watch: RequestWatch,
+        slot: Slot,
+        on_token: Callable[[], None],
+        threads: Executor,
+    ) -> None:
+        self.outcome = Outcome()
+        self._backend = backend
+        self._prompt = prompt
+        self._sampling = sampling
+        self._matcher = StopMatcher(stops)
+        self._watch = watch
+        self._slot = slot
+        self._on_token = on_token
+        self._threads = threads
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._pending: list[Token] = []
+
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """Text as it becomes safe to show; `outcome` is complete once this is exhausted."""
+        try:
+            async for token in self._tokens():
+                chunk = self._take(token)
+                if chunk is not None:
+                    yield chunk
+                if self.outcome.stop_sequence is not None:
+                    return
+            rest = self._matcher.flush()
+            if rest or self._pending:
+                yield Chunk(rest, self._drain_pending())
+            if self.outcome.completion_tokens >= self._sampling.max_tokens:
+                self.outcome.finish_reason = "length"
+        finally:
+            # Leaving early for any reason (stop sequence, error, consumer gone) ends the thread.
+            self._watch.signal.stop(StopReason.FINISHED)
+
+    def _take(self, token: Token) -> Chunk | None:
+        self.outcome.completion_tokens += 1
+        self._on_token()
+        self._pending.append(token)
+        check = self._matcher.feed(token.text)
+        if check.matched is not None:
+            self.outcome.stop_sequence = check.matched
+        if check.released or check.matched is not None:
+            return Chunk(check.released, self._drain_pending())
+        return None
+
+    def _drain_pending(self) -> tuple[Token, ...]:
+        tokens, self._pending = tuple(self._pending), []
+        return tokens
+
+    async def _tokens(self) -> AsyncIterator[Token]:
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                return
+            if item is _STOPPED:
+                self._watch.check()
+                continue
+            if isinstance(item, _Failed):
+                raise _generation_failed(item.error)
+            yield item
+
+    def start(self) -> None:
+        """Start the backend thread; from here on the thread owns (and releases) the slot."""
+        loop = asyncio.get_running_loop()
+        self._watch.signal.add_listener(lambda: self._queue.put_nowait(_STOPPED))
+        self._threads.submit(self._produce, loop)
+
+    def _produce(self, loop: asyncio.AbstractEventLoop) -> None:
+        put = self._queue.put_nowait
+        try:
+            for token in self._backend.generate(
+                self._prompt, self._sampling, self._watch.signal.is_set
+            ):
+                _call_soon(loop, put, token)
+        except Exception as error:
+            log.exception("generation failed")
+            _call_soon(loop, put, _Failed(error))
+        finally:
+            _call_soon(loop, put, _END)
+            _call_soon(loop, self._slot.release)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
+    # The loop closes during shutdown; by then nobody is waiting for the thread.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def _generation_failed(error: BaseException) -> ApiError:
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return ApiError(500, f"generation failed: {reason}", code="generation_failed")

@@ -12,7 +12,7 @@ from gateway.config.loader import Config
 from gateway.fleet.fleet import Fleet
 from gateway.fleet.supervisor import Supervisor, SupervisorClient
 from gateway.fleet.watch import FleetWatch
-from gateway.memory.admission import GB, MemoryProbe, PsutilProbe
+from gateway.memory.probe import MemoryProbe, PsutilProbe
 from gateway.proxy.forward import Proxy
 from gateway.proxy.upstream import Timeouts, UpstreamClient
 from gateway.routing import Router
@@ -47,8 +47,7 @@ class Gateway:
         self.config = config
         self.router = Router(config)
         self.supervisor = supervisor or SupervisorClient(socket_path(config))
-        total = config.file.memory.total_gb
-        self.probe = probe or PsutilProbe(int(total * GB) if total else None)
+        self.probe = probe or PsutilProbe.presenting(config.file.memory.total_gb)
         self.http = control_client(config)
         self.fleet = Fleet(config, self.supervisor, self.http, self.probe)
         self.proxy = Proxy(self.fleet, upstream_client(config))

@@ -1,6 +1,6 @@
 """python -m workers: serve one model.
 
-python -m workers --config PATH --model ID
+python -m workers --settings FILE        (what the gateway writes: run/workers/<id>.json)
 python -m workers --model-id ID --backend B --path P --port N [options]
 """
 
@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workers.backends.registry import BACKEND_NAMES
-from workers.contract.settings import WorkerSettings
+from workers.contract.settings import BackendName, WorkerSettings
 from workers.server import WorkerServer, configure_logging
 
 log = logging.getLogger("workers")
@@ -40,22 +39,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> WorkerSettings:
-    if args.config is not None:
-        from gateway.config.loader import load_config
-
-        if args.model is None:
-            raise ValueError("--config needs --model ID")
+    if args.settings is not None:
         try:
-            settings: WorkerSettings = load_config(Path(args.config)).worker_settings(args.model)
-        except KeyError:
-            raise ValueError(f"no model {args.model!r} in {args.config}") from None
-        return settings
+            return WorkerSettings.from_json(Path(args.settings).read_text())
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"{args.settings}: not a worker settings file ({error})") from None
     missing = [flag for flag in ("model_id", "backend", "path") if getattr(args, flag) is None]
     if missing:
         raise ValueError("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
     return WorkerSettings(
         model_id=args.model_id,
-        backend=args.backend,
+        backend=BackendName(args.backend),
         path=Path(args.path).resolve(),
         host=args.host,
         port=args.port,
@@ -90,12 +84,11 @@ def _defaults(pairs: list[str]) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    base = WorkerSettings(model_id="", backend="", path=Path())
+    base = WorkerSettings(model_id="", backend=BackendName.SCRIPTED, path=Path())
     p = argparse.ArgumentParser(prog="python -m workers", description="Serve one model.")
-    p.add_argument("--config", help="the gateway's YAML config (with --model)")
-    p.add_argument("--model", help="model id in --config")
+    p.add_argument("--settings", help="a settings JSON file, as the gateway writes them")
     p.add_argument("--model-id")
-    p.add_argument("--backend", choices=BACKEND_NAMES)
+    p.add_argument("--backend", choices=list(BackendName))
     p.add_argument("--path", help=".gguf file, MLX directory, or scripted-backend JSON")
     p.add_argument("--host", default=base.host)
     p.add_argument("--port", type=int, default=base.port)

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import psutil
+from starlette.types import Receive
+
 from workers.backends.base import Backend, BackendError
 from workers.backends.registry import create_backend
 from workers.contract.errors import ApiError
-from workers.contract.settings import WorkerSettings
+from workers.contract.health import Health, ModelState
+from workers.contract.settings import PARSER_OFF, WorkerSettings
 from workers.generation.admission import RETRY_AFTER_S, Admission
+from workers.generation.cancellation import RequestWatch
 from workers.prompt.template import CHATML_TEMPLATE, ChatTemplate, TemplateError
 from workers.prompt.tool_instructions import FALLBACK_TOOL_PARSER
-from workers.state import HealthContext, ModelState, WorkerStatus, health_body
+from workers.requests.parse import parse_chat_request
+from workers.state import WorkerStatus
 
 log = logging.getLogger("workers")
 
@@ -40,29 +47,13 @@ class LoadedModel:
     output_format: OutputFormat
 
 
-class ParserNameError(ValueError):
-    """The settings name a tool or reasoning parser that does not exist."""
-
-
-def _check_parsers(output_format: OutputFormat) -> None:
-    from workers.parsing.output import OutputParser
-
-    try:
-        OutputParser(
-            tool_parser=output_format.tool_parser,
-            reasoning_parser=output_format.reasoning_parser,
-            tools=None,
-        )
-    except (ValueError, KeyError) as error:
-        raise ParserNameError(str(error)) from None
-
-
 class Worker:
     def __init__(
         self, settings: WorkerSettings, backend_factory: BackendFactory = create_backend
     ) -> None:
+        _check_defaults(settings)
         self.settings = settings
-        self.status = WorkerStatus()
+        self.status = WorkerStatus(settings.model_id)
         self.admission = Admission(settings.max_concurrent, settings.max_queue)
         # One thread per admitted generation; reused, since starting a thread per request
         # costs about a millisecond here.
@@ -78,7 +69,7 @@ class Worker:
         started = time.monotonic()
         try:
             model = self._load_model()
-        except (BackendError, TemplateError, ParserNameError) as error:
+        except (BackendError, TemplateError) as error:
             return self._fail(str(error))
         except Exception as error:
             log.exception("model load failed")
@@ -97,21 +88,43 @@ class Worker:
         if callable(close_backend):
             close_backend()
 
+    def watch(self, receive: Receive) -> RequestWatch:
+        """Count a request in and watch it for its client leaving and its deadline."""
+        counters = self.status.counters
+        self.status.request_started()
+
+        def cancelled() -> None:
+            counters.cancelled_total += 1
+
+        watch = RequestWatch(receive, self.settings.request_timeout_s, cancelled)
+        watch.start()
+        return watch
+
     def ready_model(self) -> LoadedModel:
         if self._model is None or self.status.state is not ModelState.READY:
             raise self._not_ready()
         return self._model
 
-    def health(self) -> dict[str, object]:
-        context = HealthContext(
-            self.settings.model_id,
-            self.settings.backend,
-            self.settings.port,
-            self.settings.context_length,
-        )
-        memory = self._model.backend.memory_bytes() if self._model else None
-        return health_body(
-            self.status, context, memory, self.admission.in_flight, self.admission.queued
+    def health(self) -> Health:
+        status, counters, settings = self.status, self.status.counters, self.settings
+        return Health(
+            status=status.state,
+            model=settings.model_id,
+            backend=settings.backend,
+            pid=os.getpid(),
+            port=settings.port,
+            context_length=settings.context_length,
+            rss_bytes=psutil.Process().memory_info().rss,
+            accelerator_bytes=self._model.backend.memory_bytes() if self._model else None,
+            in_flight=self.admission.in_flight,
+            queued=self.admission.queued,
+            requests_total=counters.requests_total,
+            tokens_generated=counters.tokens_generated,
+            cancelled_total=counters.cancelled_total,
+            last_request_at=counters.last_request_at,
+            ready_at=status.ready_at,
+            load_seconds=status.load_seconds,
+            error=status.error,
         )
 
     def _load_model(self) -> LoadedModel:
@@ -124,11 +137,9 @@ class Worker:
     def _output_format(self, template: ChatTemplate) -> OutputFormat:
         tool_parser, tools_in_system_prompt = self._tool_parser(template)
         reasoning_parser, starts_in_reasoning = self._reasoning_parser(template.source)
-        output_format = OutputFormat(
+        return OutputFormat(
             tool_parser, reasoning_parser, starts_in_reasoning, tools_in_system_prompt
         )
-        _check_parsers(output_format)
-        return output_format
 
     def _tool_parser(self, template: ChatTemplate) -> tuple[str | None, bool]:
         """The tool parser, and whether tools must be described in the system message."""
@@ -136,7 +147,7 @@ class Worker:
 
         configured = self.settings.tool_parser
         if configured is not None:
-            return (None if configured == "none" else configured), False
+            return (None if configured == PARSER_OFF else configured), False
         detected = detect_tool_parser(template.source)
         if detected is not None or template.mentions_tools:
             return detected, False
@@ -149,7 +160,7 @@ class Worker:
         configured = self.settings.reasoning_parser
         if configured is None:
             return detected, starts_in_reasoning
-        if configured == "none":
+        if configured == PARSER_OFF:
             return None, False
         return configured, starts_in_reasoning
 
@@ -169,3 +180,12 @@ class Worker:
             code="model_loading",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
+
+
+def _check_defaults(settings: WorkerSettings) -> None:
+    """A model's request defaults go through the same parser as every request, once at
+    start, so an out-of-range default stops the worker with the key's name."""
+    try:
+        parse_chat_request(b'{"messages": [{"role": "user", "content": "-"}]}', settings.defaults)
+    except ApiError as error:
+        raise ValueError(f"defaults.{error.param or ''}: {error.message}") from None

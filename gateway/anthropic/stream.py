@@ -8,26 +8,25 @@ another, so a call that resumes after another one began is refused, not reordere
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from gateway.anthropic.errors import error_envelope
+from gateway.anthropic.errors import anthropic_error_body
 from gateway.anthropic.responses import message_id, stop_details, tool_use_id, usage
+from workers.contract import sse
 from workers.contract.errors import ApiError
 
 Json = dict[str, Any]
 
 
 def sse_event(data: Json) -> bytes:
-    """One complete SSE event; Anthropic names each event after its payload's type."""
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {data['type']}\ndata: {payload}\n\n".encode()
+    """Anthropic names each event after its payload's type."""
+    return sse.sse_event(data, name=data["type"])
 
 
 class AnthropicStream:
-    def __init__(self, requested_model: str, input_tokens_hint: int = 0) -> None:
+    def __init__(self, requested_model: str) -> None:
         self._model = requested_model
-        self._input_tokens_hint = input_tokens_hint
+        self._input_tokens = 0
         self._id = message_id()
         self._started = False
         self._finished = False
@@ -39,10 +38,12 @@ class AnthropicStream:
         self._usage: Json | None = None
         self._deltas = 0
 
-    def start(self) -> list[bytes]:
+    def start(self, input_tokens: int = 0) -> list[bytes]:
+        """`message_start`, with the prompt's length as the worker counted it."""
         if self._started:
             return []
         self._started = True
+        self._input_tokens = input_tokens
         message: Json = {
             "id": self._id,
             "type": "message",
@@ -51,7 +52,7 @@ class AnthropicStream:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": usage(None, self._input_tokens_hint),
+            "usage": usage(None, self._input_tokens),
         }
         return [sse_event({"type": "message_start", "message": message}), self.ping()]
 
@@ -78,9 +79,10 @@ class AnthropicStream:
         self._finished = True
         return events
 
-    def error(self, message: str, type_: str = "api_error") -> list[bytes]:
+    def error(self, error: ApiError) -> list[bytes]:
+        """The stream's last event when it fails after its head was sent."""
         self._finished = True
-        return [sse_event(error_envelope(type_, message))]
+        return [sse_event(anthropic_error_body(error))]
 
     def ping(self) -> bytes:
         return sse_event({"type": "ping"})
@@ -89,7 +91,7 @@ class AnthropicStream:
         stop_reason, stop_sequence = stop_details(
             self._finish_reason, self._stop_sequence, bool(self._tools_seen)
         )
-        totals = usage(self._usage, self._input_tokens_hint)
+        totals = usage(self._usage, self._input_tokens)
         # Without a usage chunk, count chunks: a worker sends about one token per chunk.
         output_tokens = totals["output_tokens"] if self._usage else self._deltas
         return sse_event(

@@ -12,14 +12,12 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from gateway.config.schema import BACKENDS, ConfigFile, ModelConfig
-
-if TYPE_CHECKING:
-    from workers.contract.settings import WorkerSettings
+from gateway.config.schema import ConfigFile, ModelConfig
+from workers.contract.settings import BackendName, WorkerSettings, check_model_options
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "lmx.yaml"
 RESERVED_NAMES = ("default", "auto")
@@ -150,13 +148,11 @@ class Config:
         return (self.models_dir / model.path).resolve()
 
     def worker_settings(self, model_id: str) -> WorkerSettings:
-        from workers.contract.settings import WorkerSettings
-
         m = self.model(model_id)
         w = self.file.workers
         return WorkerSettings(
             model_id=m.id,
-            backend=m.backend,
+            backend=BackendName(m.backend),
             path=self.model_path(m),
             host=w.host,
             port=m.port,
@@ -227,8 +223,13 @@ def _check_models(config: Config) -> None:
         if not 1 <= m.port <= 65535:
             raise ConfigError(f"{where}.port: {m.port} is not a TCP port")
         seen_ports[m.port] = i
-        if m.backend not in BACKENDS:
-            raise ConfigError(f"{where}.backend: {m.backend!r} is not one of {', '.join(BACKENDS)}")
+        if m.backend not in set(BackendName):
+            names = ", ".join(BackendName)
+            raise ConfigError(f"{where}.backend: {m.backend!r} is not one of {names}")
+        try:
+            check_model_options(m.tool_parser, m.reasoning_parser, m.defaults)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
         path = config.model_path(m)
         if not path.is_relative_to(config.models_dir):
             raise ConfigError(f"{where}.path: {m.path!r} is outside the models directory")

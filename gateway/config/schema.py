@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-BACKENDS = ("llama_cpp", "mlx", "scripted")
-
 
 @dataclass(frozen=True)
 class GatewaySection:

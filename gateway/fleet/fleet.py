@@ -8,7 +8,6 @@ unloads that drain in-flight requests before supervisord stops the process.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
@@ -16,20 +15,20 @@ from typing import Any
 import httpx
 
 from gateway.config.loader import Config
+from gateway.events import log_event
 from gateway.fleet.programs import remove_program_file, write_program
 from gateway.fleet.states import State
 from gateway.fleet.supervisor import ProcessInfo, Supervisor, SupervisorError
 from gateway.fleet.worker_handle import WorkerHandle
-from gateway.memory.admission import GB, Admission, MemoryProbe, admit, estimate_footprint
+from gateway.memory.admission import MemoryVerdict, admit, estimate_footprint
+from gateway.memory.eviction import Resident, least_recently_used
+from gateway.memory.probe import GB, MemoryProbe
 from workers.contract.errors import ApiError
+from workers.contract.health import Health, ModelState
 
 log = logging.getLogger("lmx.fleet")
 # A load that keeps failing is retried by later requests, not by a loop here.
 READY_ATTEMPTS = 3
-
-
-def log_event(event: str, **fields: Any) -> None:
-    log.info(json.dumps({"event": event, "ts": round(time.time(), 3), **fields}))
 
 
 def _consume_exception(task: asyncio.Task[None]) -> None:
@@ -110,10 +109,10 @@ class Fleet:
                 raise ApiError(503, await self._load_failure(w), code="model_load_failed")
             w.pid = info.pid
             health = await self.check_health(w)
-            if health is not None and health.get("status") == "ready":
+            if health is not None and health.status is ModelState.READY:
                 return
-            if health is not None and health.get("status") == "failed":
-                reason = health.get("error") or "unknown error"
+            if health is not None and health.status is ModelState.FAILED:
+                reason = health.error or "unknown error"
                 raise ApiError(503, f"{w.id} failed to load: {reason}", code="model_load_failed")
             if time.monotonic() > deadline:
                 limit = self.config.file.workers.load_timeout_s
@@ -141,16 +140,13 @@ class Fleet:
             log.warning("%s: could not stop after a failed load: %s", w.id, exc)
         w.forget_process()
 
-    async def check_health(self, w: WorkerHandle) -> dict[str, Any] | None:
+    async def check_health(self, w: WorkerHandle) -> Health | None:
         try:
             response = await self.http.get(f"{w.base_url}/health", timeout=2.0)
-            health = response.json()
+            w.health = Health.from_json(response.json())
         except (httpx.HTTPError, ValueError):
             return None
-        if isinstance(health, dict):
-            w.health = health
-            return health
-        return None
+        return w.health
 
     async def confirm_lost(self, w: WorkerHandle) -> bool:
         """Ask supervisord whether a worker that failed to answer is still there."""
@@ -193,7 +189,7 @@ class Fleet:
             sequences=settings.max_concurrent,
         )
 
-    def admission(self, w: WorkerHandle) -> Admission:
+    def admission(self, w: WorkerHandle) -> MemoryVerdict:
         others = [x for x in self.workers.values() if x is not w and x.pid]
         for x in others:
             x.rss = self.probe.tree_rss(x.pid)
@@ -221,12 +217,11 @@ class Fleet:
             raise ApiError(503, verdict.explain(w.id), code="insufficient_memory")
 
     def lru_victim(self, exclude: WorkerHandle | None = None) -> WorkerHandle | None:
-        idle = [
-            x
-            for x in self.workers.values()
-            if x is not exclude and x.state is State.READY and not x.model.pinned and not x.busy
-        ]
-        return min(idle, key=lambda x: x.last_activity(), default=None)
+        ready = [x for x in self.workers.values() if x is not exclude and x.state is State.READY]
+        victim = least_recently_used(
+            Resident(x.id, x.last_activity(), x.busy, x.model.pinned) for x in ready
+        )
+        return self.workers[victim] if victim is not None else None
 
     # ---- unloading --------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 supervisor.conf pulls in `run/workers/*.conf`; writing a file here and asking supervisord
 to reload is how a worker comes to exist, exactly as `supervisorctl update` would do it.
+Beside it, `<id>.json` holds the worker's settings, which its command line names.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -28,11 +30,14 @@ def programs_dir(config: Config) -> Path:
     return config.run_dir / "workers"
 
 
+def settings_path(config: Config, model_id: str) -> Path:
+    return programs_dir(config) / f"{model_id}.json"
+
+
 def program_text(config: Config, model: ModelConfig) -> str:
     name = program_name(model.id)
-    command = shlex.join(
-        [sys.executable, "-m", "workers", "--config", str(config.source), "--model", model.id]
-    )
+    settings = settings_path(config, model.id)
+    command = shlex.join([sys.executable, "-m", "workers", "--settings", str(settings)])
     log = config.run_dir / "logs" / f"{name}.log"
     stop_wait = int(config.file.workers.stop_timeout_s) + 5
     # startretries=0: a worker that dies while loading is reported, not respawned in a loop;
@@ -62,14 +67,23 @@ def program_text(config: Config, model: ModelConfig) -> str:
 
 
 def write_program(config: Config, model: ModelConfig) -> None:
-    directory = programs_dir(config)
-    directory.mkdir(parents=True, exist_ok=True)
+    """The worker's settings (owner-only: they hold the API keys), then its program file."""
+    programs_dir(config).mkdir(parents=True, exist_ok=True)
     (config.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    target = directory / f"{model.id}.conf"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(program_text(config, model))
-    tmp.replace(target)
+    settings = config.worker_settings(model.id).to_json()
+    _write_atomically(settings_path(config, model.id), settings)
+    _write_atomically(programs_dir(config) / f"{model.id}.conf", program_text(config, model))
 
 
 def remove_program_file(config: Config, model_id: str) -> None:
     (programs_dir(config) / f"{model_id}.conf").unlink(missing_ok=True)
+    settings_path(config, model_id).unlink(missing_ok=True)
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    tmp.replace(target)

@@ -1,15 +1,11 @@
-"""One explicit state machine per model: the states, the allowed moves, and nothing else.
-
-A move not in the table is refused and logged, never applied: that is what keeps a late
-health check from resurrecting a worker that an unload is already stopping.
-"""
+"""The states of one model's worker as the gateway sees it, and the moves allowed between
+them (workers.contract.state_machine applies them)."""
 
 from __future__ import annotations
 
 import enum
-import logging
 
-log = logging.getLogger("lmx.states")
+from workers.contract.state_machine import StateMachine
 
 
 class State(enum.StrEnum):
@@ -32,24 +28,5 @@ ALLOWED: dict[State, frozenset[State]] = {
 }
 
 
-class StateMachine:
-    def __init__(self, name: str, state: State = S.UNLOADED) -> None:
-        self.name = name
-        self.state = state
-
-    def move(self, to: State, *, expect: State | frozenset[State] | None = None) -> bool:
-        """Compare-and-swap: apply `to` only if allowed (and the current state is `expect`)."""
-        current = self.state
-        if current == to:
-            return True
-        if expect is not None and current not in (
-            expect if isinstance(expect, frozenset) else {expect}
-        ):
-            log.info("%s: refused %s -> %s (expected %s)", self.name, current, to, expect)
-            return False
-        if to not in ALLOWED[current]:
-            log.warning("%s: refused transition %s -> %s", self.name, current, to)
-            return False
-        log.info("%s: %s -> %s", self.name, current, to)
-        self.state = to
-        return True
+def worker_machine(model_id: str) -> StateMachine[State]:
+    return StateMachine(model_id, ALLOWED, State.UNLOADED)

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import time
 
-from gateway.fleet.fleet import Fleet, log_event
+from gateway.events import log_event
+from gateway.fleet.fleet import Fleet
 from gateway.fleet.states import State
 from gateway.fleet.supervisor import ProcessInfo, SupervisorError
 from gateway.fleet.worker_handle import WorkerHandle

@@ -9,14 +9,16 @@ from typing import Any
 
 from gateway.config.schema import ModelConfig
 from gateway.fleet.programs import program_name
-from gateway.fleet.states import State, StateMachine
+from gateway.fleet.states import State, worker_machine
+from workers.contract.health import Health
+from workers.contract.state_machine import StateMachine
 
 
 @dataclass
 class WorkerHandle:
     model: ModelConfig
     host: str
-    machine: StateMachine = field(init=False)
+    machine: StateMachine[State] = field(init=False)
     pid: int = 0
     in_flight: int = 0
     # Wall-clock seconds; the worker's own last request time counts too (direct clients).
@@ -26,14 +28,14 @@ class WorkerHandle:
     last_error: str | None = None
     rss: int = 0
     learned_bytes: int | None = None
-    health: dict[str, Any] = field(default_factory=dict)
+    health: Health | None = None  # the worker's last /health answer
     unhealthy_since: float | None = None
     load_task: asyncio.Task[None] | None = None
     unload_task: asyncio.Task[None] | None = None
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self.machine = StateMachine(self.model.id)
+        self.machine = worker_machine(self.model.id)
         self.idle.set()
 
     @property
@@ -54,11 +56,12 @@ class WorkerHandle:
 
     @property
     def busy(self) -> bool:
-        return self.in_flight > 0 or int(self.health.get("in_flight") or 0) > 0
+        return self.in_flight > 0 or (self.health is not None and self.health.busy)
 
     def last_activity(self) -> float:
-        worker_seen = self.health.get("last_request_at") or 0.0
-        return max(self.last_used, float(worker_seen), self.ready_since)
+        # The worker's own view counts too: clients that talk to its port directly.
+        worker_seen = self.health.last_activity if self.health is not None else 0.0
+        return max(self.last_used, worker_seen, self.ready_since)
 
     def begin_request(self) -> None:
         self.in_flight += 1
@@ -74,7 +77,7 @@ class WorkerHandle:
     def forget_process(self) -> None:
         self.pid = 0
         self.rss = 0
-        self.health = {}
+        self.health = None
         self.unhealthy_since = None
 
     def status(self) -> dict[str, Any]:
@@ -87,7 +90,7 @@ class WorkerHandle:
             "pid": self.pid or None,
             "rss_bytes": self.rss or None,
             "in_flight": self.in_flight,
-            "queued": int(self.health.get("queued") or 0),
+            "queued": self.health.queued if self.health is not None else 0,
             "last_used": self.last_activity() or None,
             "load_seconds": self.load_seconds,
             "pinned": self.model.pinned,

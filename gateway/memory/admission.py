@@ -13,65 +13,13 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-
-import psutil
 
 from gateway.memory.gguf_meta import read_gguf_metadata
-
-GB = 1024**3
-
-
-@dataclass(frozen=True)
-class SystemMemory:
-    total: int
-    available: int
-
-    @property
-    def used(self) -> int:
-        return self.total - self.available
-
-
-class MemoryProbe(Protocol):
-    """The seam for tests: present a smaller (or busier) machine to the same code."""
-
-    def system(self) -> SystemMemory: ...
-    def tree_rss(self, pid: int) -> int: ...
-
-
-class PsutilProbe:
-    def __init__(self, total_override: int | None = None) -> None:
-        self._total_override = total_override
-
-    def system(self) -> SystemMemory:
-        vm = psutil.virtual_memory()
-        if self._total_override is None:
-            return SystemMemory(vm.total, vm.available)
-        used = vm.total - vm.available
-        return SystemMemory(self._total_override, max(0, self._total_override - used))
-
-    def tree_rss(self, pid: int) -> int:
-        return tree_rss(pid)
-
-
-def tree_rss(pid: int) -> int:
-    """RSS of a process and all its descendants (0 if it is gone)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
+from gateway.memory.probe import GB, SystemMemory
 
 
 @dataclass(frozen=True)
-class Admission:
+class MemoryVerdict:
     fits: bool
     needed: int
     available: int
@@ -85,17 +33,22 @@ class Admission:
         )
 
 
+def memory_limit(total: int, max_percent: float) -> int:
+    """The bytes LMX may see in use: memory.max_memory_percent of the (presented) total."""
+    return int(total * max_percent / 100)
+
+
 def admit(
     system: SystemMemory,
     max_percent: float,
     needed: int,
     reserved: int,
     workers_rss: int,
-) -> Admission:
-    limit = int(system.total * max_percent / 100)
+) -> MemoryVerdict:
+    limit = memory_limit(system.total, max_percent)
     others = max(0, system.used - workers_rss)
     available = limit - others - reserved
-    return Admission(fits=needed <= available, needed=needed, available=available, limit=limit)
+    return MemoryVerdict(fits=needed <= available, needed=needed, available=available, limit=limit)
 
 
 def weights_bytes(path: Path) -> int:

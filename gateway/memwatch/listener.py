@@ -2,17 +2,17 @@
 
 On every TICK_5 it measures each running worker's whole process tree, restarts a worker
 above its `max_rss_gb`, and when the machine is past `memory.max_memory_percent` stops
-the least-recently-used idle, unpinned worker. It acts only through supervisord, so the
-gateway and `supervisorctl status` see exactly what it did; every action is one JSON line
-on stderr (run/logs/memwatch.log).
+the least-recently-used idle, unpinned worker (the same rule the gateway evicts by). It
+acts only through supervisord, so the gateway and `supervisorctl status` see exactly
+what it did. Every measurement and every action is one JSON line on stderr
+(run/logs/memwatch.log); stdout is supervisord's event protocol.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,8 +20,13 @@ import httpx
 from supervisor import childutils
 
 from gateway.config.loader import Config, load_config
+from gateway.events import emit
 from gateway.fleet.programs import model_id_of
-from gateway.memory.admission import GB, MemoryProbe, PsutilProbe
+from gateway.fleet.supervisor import ProcessInfo
+from gateway.memory.admission import memory_limit
+from gateway.memory.eviction import Resident, least_recently_used
+from gateway.memory.probe import GB, MemoryProbe, PsutilProbe
+from workers.contract.health import Health
 
 
 class Rpc(Protocol):
@@ -32,22 +37,17 @@ class Rpc(Protocol):
     def startProcess(self, name: str, wait: bool) -> bool: ...
 
 
-HealthFn = Callable[[int], dict[str, Any] | None]
+HealthFn = Callable[[int], Health | None]
 
 
 def http_health(host: str) -> HealthFn:
-    def health(port: int) -> dict[str, Any] | None:
+    def health(port: int) -> Health | None:
         try:
-            body = httpx.get(f"http://{host}:{port}/health", timeout=2.0).json()
+            return Health.from_json(httpx.get(f"http://{host}:{port}/health", timeout=2.0).json())
         except (httpx.HTTPError, ValueError):
             return None
-        return body if isinstance(body, dict) else None
 
     return health
-
-
-def log_json(event: dict[str, Any]) -> None:
-    print(json.dumps({"ts": round(time.time(), 3), **event}), file=sys.stderr, flush=True)
 
 
 class MemWatch:
@@ -57,7 +57,7 @@ class MemWatch:
         rpc: Rpc,
         probe: MemoryProbe,
         health: HealthFn,
-        log: Callable[[dict[str, Any]], None] = log_json,
+        log: Callable[[dict[str, Any]], None] = emit,
     ) -> None:
         self.config = config
         self.rpc = rpc
@@ -65,11 +65,11 @@ class MemWatch:
         self.health = health
         self.log = log
 
-    def running_workers(self) -> dict[str, dict[str, Any]]:
+    def running_workers(self) -> dict[str, ProcessInfo]:
         running = {}
-        for info in self.rpc.getAllProcessInfo():
-            model_id = model_id_of(info["name"])
-            if model_id and info["statename"] == "RUNNING" and self._known(model_id):
+        for info in map(ProcessInfo.from_rpc, self.rpc.getAllProcessInfo()):
+            model_id = model_id_of(info.name)
+            if model_id and info.running and self._known(model_id):
                 running[model_id] = info
         return running
 
@@ -80,16 +80,16 @@ class MemWatch:
         actions: list[dict[str, Any]] = []
         workers = self.running_workers()
         for model_id, info in workers.items():
-            rss = self.probe.tree_rss(int(info["pid"]))
-            self.log({"event": "rss", "model": model_id, "pid": info["pid"], "rss_bytes": rss})
+            rss = self.probe.tree_rss(info.pid)
+            self.log({"event": "rss", "model": model_id, "pid": info.pid, "rss_bytes": rss})
             cap = self.config.model(model_id).max_rss_gb
             if cap is not None and rss > cap * GB:
-                actions.append(self._restart(model_id, info["name"], rss, cap))
+                actions.append(self._restart(model_id, info.name, rss, cap))
         pressure = self._pressure()
         if pressure is not None:
-            victim = self._lru_idle(workers)
+            victim = least_recently_used(self._residents(workers))
             if victim is not None:
-                actions.append(self._stop(victim, workers[victim]["name"], pressure))
+                actions.append(self._stop(victim, workers[victim].name, pressure))
         return actions
 
     def _restart(self, model_id: str, program: str, rss: int, cap: float) -> dict[str, Any]:
@@ -103,21 +103,22 @@ class MemWatch:
     def _pressure(self) -> dict[str, Any] | None:
         system = self.probe.system()
         percent = self.config.file.memory.max_memory_percent
-        limit = int(system.total * percent / 100)
+        limit = memory_limit(system.total, percent)
         if system.used <= limit:
             return None
         return {"used_bytes": system.used, "limit_bytes": limit, "threshold_percent": percent}
 
-    def _lru_idle(self, workers: dict[str, dict[str, Any]]) -> str | None:
-        candidates: list[tuple[float, str]] = []
+    def _residents(self, workers: dict[str, ProcessInfo]) -> list[Resident]:
+        """Workers whose /health answers; one that does not is left to the gateway."""
+        residents = []
         for model_id in workers:
             model = self.config.model(model_id)
             health = self.health(model.port)
-            if model.pinned or health is None or int(health.get("in_flight") or 0) > 0:
-                continue
-            last = float(health.get("last_request_at") or 0.0)
-            candidates.append((last, model_id))
-        return min(candidates)[1] if candidates else None
+            if health is not None:
+                residents.append(
+                    Resident(model_id, health.last_activity, health.busy, model.pinned)
+                )
+        return residents
 
     def _stop(self, model_id: str, program: str, pressure: dict[str, Any]) -> dict[str, Any]:
         self.rpc.stopProcess(program, True)
@@ -127,12 +128,13 @@ class MemWatch:
 
 
 def main() -> None:
+    # stdout carries supervisord's event protocol; the log goes to stderr.
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     config = load_config()
-    total = config.file.memory.total_gb
     watch = MemWatch(
         config,
         childutils.getRPCInterface(dict(os.environ)).supervisor,
-        PsutilProbe(int(total * GB) if total else None),
+        PsutilProbe.presenting(config.file.memory.total_gb),
         http_health(config.file.workers.host),
     )
     while True:
@@ -140,9 +142,5 @@ def main() -> None:
         try:
             watch.tick()
         except Exception as exc:  # a bad tick must not kill the listener
-            log_json({"event": "tick_failed", "error": repr(exc)})
+            emit({"event": "tick_failed", "error": repr(exc)})
         childutils.listener.ok(sys.stdout)
-
-
-if __name__ == "__main__":
-    main()

@@ -8,23 +8,19 @@ the next model of the alias chain; after that, it becomes one SSE error chunk an
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.types import Send
-
 from gateway.fleet.fleet import Fleet
 from gateway.fleet.states import State
 from gateway.fleet.worker_handle import WorkerHandle
 from gateway.proxy.upstream import UpstreamClient, UpstreamError, UpstreamResponse
-from gateway.routes.asgi import SSE_HEADERS, send_body, start_response
 from gateway.routing import Route
-from workers.contract.errors import ApiError, sse_error_chunk
+from workers.contract import headers
+from workers.contract.errors import ApiError
 
 # Hop-by-hop and length headers are the gateway's own business, not the worker's.
 _DROP_HEADERS = frozenset(
@@ -44,7 +40,7 @@ class Upstream:
     def headers(self) -> list[tuple[bytes, bytes]]:
         raw = self.response.raw_headers
         kept = [(k, v) for k, v in raw if k.lower() not in _DROP_HEADERS]
-        return [*kept, (b"x-lmx-model", self.worker.id.encode())]
+        return [*kept, (headers.MODEL, self.worker.id.encode())]
 
 
 def order_chain(fleet: Fleet, route: Route) -> list[str]:
@@ -111,9 +107,11 @@ class Proxy:
     async def _send(
         self, worker: WorkerHandle, path: str, body: bytes, auth: dict[str, str]
     ) -> Upstream:
-        headers = {"content-type": "application/json", **auth}
+        request_headers = {"content-type": "application/json", **auth}
         try:
-            response = await self.client.post(worker.host, worker.model.port, path, body, headers)
+            response = await self.client.post(
+                worker.host, worker.model.port, path, body, request_headers
+            )
         except UpstreamError as exc:
             raise ApiError(502, f"worker {worker.id} did not answer: {exc}") from None
         if response.status_code in RETRYABLE_STATUSES:
@@ -129,44 +127,3 @@ async def error_text(response: UpstreamResponse) -> str:
         return str(body["error"]["message"])
     except (ValueError, KeyError, TypeError, UpstreamError):
         return f"HTTP {response.status_code}"
-
-
-async def relay_whole(upstream: Upstream, send: Send) -> None:
-    """A non-streamed answer is small: read it whole, so a failure mid-way is a clean 502."""
-    try:
-        body = await upstream.response.aread()
-    except UpstreamError as exc:
-        raise ApiError(502, f"worker {upstream.worker.id} failed mid-answer: {exc}") from None
-    length = (b"content-length", str(len(body)).encode())
-    await start_response(send, upstream.response.status_code, [*upstream.headers, length])
-    await send_body(send, body)
-
-
-async def relay_stream(upstream: Upstream, send: Send, started: bool) -> None:
-    """Relay SSE bytes as they come; `started` says whether headers already went out."""
-    if not started:
-        await start_response(send, upstream.response.status_code, upstream.headers)
-    try:
-        async for chunk in upstream.response.aiter_raw():
-            await send_body(send, chunk, more=True)
-    except UpstreamError as exc:
-        error = ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc}")
-        await send_body(send, sse_error_chunk(error), more=True)
-    await send_body(send, b"")
-
-
-async def sse_error_after_start(send: Send, error: ApiError) -> None:
-    await send_body(send, sse_error_chunk(error))
-
-
-async def loading_keepalive(send: Send, model_id: str, every_s: float) -> None:
-    """SSE comment lines while a streaming client waits for a load, so nothing times out."""
-    started = time.monotonic()
-    while True:
-        await asyncio.sleep(every_s)
-        line = f": loading {model_id} {time.monotonic() - started:.0f}\n\n"
-        await send_body(send, line.encode(), more=True)
-
-
-async def start_sse(send: Send) -> None:
-    await start_response(send, 200, SSE_HEADERS)

@@ -10,9 +10,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.fleet.states import State
-from gateway.memory.admission import GB
-from gateway.routes.asgi import parse_json_object
+from gateway.memory.admission import memory_limit
+from gateway.memory.probe import GB
 from gateway.service import Gateway
+from workers.contract.body import parse_json_object, read_body
 from workers.contract.keys import require_admin_key, require_api_key
 
 CREATED = int(time.time())
@@ -59,7 +60,8 @@ def routes(gateway: Gateway) -> list[Route]:
 
 
 async def _model_field(request: Request, gateway: Gateway) -> str:
-    payload = parse_json_object(await request.body())
+    limit = gateway.config.file.gateway.max_body_bytes
+    payload = parse_json_object(await read_body(request.scope, request.receive, limit))
     name = payload.get("model")
     if isinstance(name, str) and name in gateway.fleet.workers:
         return name
@@ -104,7 +106,7 @@ def memory_view(gateway: Gateway) -> dict[str, Any]:
         "used_bytes": system.used,
         "available_bytes": system.available,
         "threshold_percent": percent,
-        "threshold_bytes": int(system.total * percent / 100),
+        "threshold_bytes": memory_limit(system.total, percent),
         "total_gb": round(system.total / GB, 2),
         "workers": [
             {

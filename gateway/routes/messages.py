@@ -7,7 +7,6 @@ in Anthropic's envelope, so the `anthropic` SDK raises its own exception classes
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -20,25 +19,17 @@ from gateway.anthropic import (
     to_openai_count_request,
     to_openai_request,
 )
+from gateway.asgi import send_body, send_json, until_disconnect
 from gateway.proxy.forward import Upstream, error_text
+from gateway.proxy.relay import StreamHead, stream_head
 from gateway.proxy.upstream import UpstreamError
-from gateway.routes.asgi import (
-    SSE_HEADERS,
-    ClientGone,
-    parse_json_object,
-    read_body,
-    send_body,
-    send_json,
-    start_response,
-    stop_task,
-    until_disconnect,
-)
 from gateway.routing import Route
 from gateway.service import Gateway
-from workers.contract.errors import ApiError
+from workers.contract import headers
+from workers.contract.body import parse_json_object, read_body
+from workers.contract.errors import ApiError, ClientGone
 from workers.contract.keys import forwarded_auth, require_api_key
-
-PING_EVERY_S = 10.0
+from workers.contract.sse import sse_payloads
 
 
 class MessagesEndpoint:
@@ -59,7 +50,7 @@ class MessagesEndpoint:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         config = self.gateway.config.file
         require_api_key(scope, config.security.api_keys)
-        body = parse_json_object(await read_body(receive, config.gateway.max_body_bytes))
+        body = parse_json_object(await read_body(scope, receive, config.gateway.max_body_bytes))
         translate = to_openai_count_request if self.count_only else to_openai_request
         payload = translate(body)
         route = self.gateway.router.resolve(body.get("model"))
@@ -103,51 +94,49 @@ class _Call:
         await send_json(send, 200, {"input_tokens": int(answer["prompt_tokens"])})
 
     async def stream(self, send: Send) -> None:
+        head = StreamHead(send, self.gateway.config.file.gateway.loading_keepalive_s)
+        head.keep_alive_while_loading(self.gateway.fleet, self.route)
         events = AnthropicStream(self.requested)
-        await start_response(send, 200, SSE_HEADERS)
-        for event in events.start():
-            await send_body(send, event, more=True)
-        pinger = asyncio.create_task(_ping(send, events))
         try:
             async with self._open() as upstream:
-                await stop_task(pinger)  # before the relay: one writer at a time
-                if upstream.response.status_code != 200:
-                    message = await error_text(upstream.response)
-                    raise ApiError(upstream.response.status_code, message)
+                await head.stop_keepalive()
+                status = upstream.response.status_code
+                if status != 200:
+                    raise ApiError(status, await error_text(upstream.response))
+                await head.send_once(200, stream_head(upstream.worker.id))
+                await _send_events(send, events.start(_prompt_tokens(upstream)))
                 await _relay(upstream, events, send)
         except ApiError as exc:
-            for event in events.error(exc.message):
-                await send_body(send, event, more=True)
-        finally:
-            await stop_task(pinger)
+            await head.stop_keepalive()
+            if not head.sent:
+                raise
+            await _send_events(send, events.error(exc))
         await send_body(send, b"")
 
 
 async def _relay(upstream: Upstream, events: AnthropicStream, send: Send) -> None:
     try:
-        async for line in upstream.response.aiter_lines():
-            if not line.startswith("data: "):
-                continue
-            data = line[6:]
-            if data == "[DONE]":
-                break
-            chunk = json.loads(data)
+        async for chunk in sse_payloads(upstream.response.aiter_lines()):
             if "error" in chunk:
                 raise ApiError(502, str(chunk["error"].get("message", "worker error")))
-            for event in events.feed(chunk):
-                await send_body(send, event, more=True)
+            await _send_events(send, events.feed(chunk))
     except (UpstreamError, ValueError, AttributeError, TypeError) as exc:
         # UpstreamError: the worker went away; the others: a chunk that is not an object.
         raise ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc}") from None
-    for event in events.finish():
+    await _send_events(send, events.finish())
+
+
+async def _send_events(send: Send, events: list[bytes]) -> None:
+    for event in events:
         await send_body(send, event, more=True)
 
 
-async def _ping(send: Send, events: AnthropicStream) -> None:
-    """Anthropic's keepalive while a load runs ahead of the answer."""
-    while True:
-        await asyncio.sleep(PING_EVERY_S)
-        await send_body(send, events.ping(), more=True)
+def _prompt_tokens(upstream: Upstream) -> int:
+    """What the worker says the prompt took (0 from a worker that does not say)."""
+    for name, value in upstream.response.raw_headers:
+        if name.lower() == headers.PROMPT_TOKENS and value.isdigit():
+            return int(value)
+    return 0
 
 
 async def _json_answer(upstream: Upstream) -> dict[str, Any]:
@@ -164,4 +153,4 @@ async def _json_answer(upstream: Upstream) -> dict[str, Any]:
 
 
 def _model(upstream: Upstream) -> list[tuple[bytes, bytes]]:
-    return [(b"x-lmx-model", upstream.worker.id.encode())]
+    return [(headers.MODEL, upstream.worker.id.encode())]

@@ -6,35 +6,21 @@ Raw ASGI on purpose: these are the hot path, and the gateway only needs `model` 
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.fleet.states import State
-from gateway.proxy.forward import (
-    Upstream,
-    error_text,
-    loading_keepalive,
-    order_chain,
-    relay_stream,
-    relay_whole,
-    sse_error_after_start,
-    start_sse,
-)
-from gateway.routes.asgi import (
-    ClientGone,
-    parse_json_object,
-    read_body,
-    stop_task,
-    until_disconnect,
-)
+from gateway.asgi import send_body, until_disconnect
+from gateway.proxy.forward import Upstream, error_text
+from gateway.proxy.relay import StreamHead, relay_stream, relay_whole
 from gateway.routing import Route
 from gateway.service import Gateway
-from workers.contract.errors import ApiError, error_response
+from workers.contract.body import parse_json_object, read_body
+from workers.contract.errors import ApiError, ClientGone, error_response
 from workers.contract.keys import forwarded_auth, require_api_key
+from workers.contract.sse import sse_error
 
 
 @dataclass(frozen=True)
@@ -64,7 +50,7 @@ class ModelEndpoint:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         config = self.gateway.config.file
         require_api_key(scope, config.security.api_keys)
-        body = await read_body(receive, config.gateway.max_body_bytes)
+        body = await read_body(scope, receive, config.gateway.max_body_bytes)
         payload = parse_json_object(body)
         route = self.gateway.router.resolve(payload.get("model"))
         stream = payload.get("stream", False)
@@ -84,25 +70,17 @@ class ModelEndpoint:
             await relay_whole(upstream, send)
 
     async def _stream(self, request: ProxyRequest, send: Send) -> None:
-        fleet = self.gateway.fleet
-        first = order_chain(fleet, request.route)[0]
-        if fleet.workers[first].state is State.READY:
-            async with self._open(request) as upstream:
-                await relay_stream(upstream, send, started=False)
-            return
-        # A load is ahead: answer 200 now and keep the client company while it runs.
-        await start_sse(send)
-        every = self.gateway.config.file.gateway.loading_keepalive_s
-        keepalive = asyncio.create_task(loading_keepalive(send, first, every))
+        head = StreamHead(send, self.gateway.config.file.gateway.loading_keepalive_s)
+        head.keep_alive_while_loading(self.gateway.fleet, request.route)
         try:
             async with self._open(request) as upstream:
-                await stop_task(keepalive)
-                if upstream.response.status_code != 200:
-                    message = await error_text(upstream.response)
+                await head.stop_keepalive()
+                if head.sent and upstream.response.status_code != 200:
                     status = upstream.response.status_code
-                    await sse_error_after_start(send, ApiError(status, message))
-                    return
-                await relay_stream(upstream, send, started=True)
+                    raise ApiError(status, await error_text(upstream.response))
+                await relay_stream(upstream, send, head)
         except ApiError as exc:
-            await stop_task(keepalive)
-            await sse_error_after_start(send, exc)
+            await head.stop_keepalive()
+            if not head.sent:
+                raise
+            await send_body(send, sse_error(exc))

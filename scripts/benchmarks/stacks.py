@@ -84,7 +84,7 @@ def gateway_process(stack: Stack) -> psutil.Process:
 
 
 def worker_process(stack: Stack, model_id: str) -> psutil.Process:
-    pid = stack.pids(lambda cmd: "-m workers" in cmd and cmd.endswith(f"--model {model_id}"))[0]
+    pid = stack.pids(lambda cmd: "-m workers" in cmd and cmd.endswith(f"/{model_id}.json"))[0]
     return psutil.Process(pid)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from workers.backends.base import Backend, BackendError
-from workers.contract.settings import WorkerSettings
+from workers.contract.settings import BackendName, WorkerSettings
 
 
 def _llama_cpp(settings: WorkerSettings) -> Backend:
@@ -27,21 +27,15 @@ def _scripted(settings: WorkerSettings) -> Backend:
     return ScriptedBackend(settings.path, settings.context_length)
 
 
-_FACTORIES: dict[str, Callable[[WorkerSettings], Backend]] = {
-    "llama_cpp": _llama_cpp,
-    "mlx": _mlx,
-    "scripted": _scripted,
+_FACTORIES: dict[BackendName, Callable[[WorkerSettings], Backend]] = {
+    BackendName.LLAMA_CPP: _llama_cpp,
+    BackendName.MLX: _mlx,
+    BackendName.SCRIPTED: _scripted,
 }
-
-BACKEND_NAMES = tuple(_FACTORIES)
 
 
 def create_backend(settings: WorkerSettings) -> Backend:
-    factory = _FACTORIES.get(settings.backend)
-    if factory is None:
-        raise BackendError(
-            f"unknown backend '{settings.backend}'; choose one of {', '.join(BACKEND_NAMES)}"
-        )
+    factory = _FACTORIES[settings.backend]  # WorkerSettings admits only BackendName values
     try:
         return factory(settings)
     except ImportError as error:

@@ -6,7 +6,7 @@ loads, crashes mid-answer. With token_delay_s 0 it answers instantly.
 The JSON file it reads:
   {"chat_template": null, "load_delay_s": 0, "fail_load": null, "token_delay_s": 0.0,
    "replies": [{"match": "substring of the prompt", "text": "..."}], "default": "text",
-   "fail_after_tokens": null, "embedding_dim": 8}
+   "fail_after_tokens": null, "embedding_dim": 8, "embed_delay_s": 0}
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class Script:
     default: str = "OK"
     fail_after_tokens: int | None = None
     embedding_dim: int = 8
+    embed_delay_s: float = 0.0
     special_tokens: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -52,6 +53,7 @@ class Script:
             default=data.get("default", "OK"),
             fail_after_tokens=data.get("fail_after_tokens"),
             embedding_dim=int(data.get("embedding_dim", 8)),
+            embed_delay_s=float(data.get("embed_delay_s", 0.0)),
             special_tokens=dict(data.get("special_tokens", {})),
         )
 
@@ -101,6 +103,7 @@ class ScriptedBackend(Backend):
             yield _token(piece, index, sampling.top_logprobs)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
+        time.sleep(self._script.embed_delay_s)
         return [_hash_embedding(text, self._script.embedding_dim) for text in texts]
 
     def _reply_for(self, prompt: str) -> str:

@@ -1,8 +1,9 @@
 """Errors as values, rendered once into the OpenAI envelope.
 
 Both the gateway and the workers raise `ApiError`; `error_response` is the only place
-that turns one into HTTP. The `x-lmx-error-origin` header tells a client (and the
-gateway's proxy) whether the gateway itself refused a request or a worker did.
+that turns one into HTTP (`workers.contract.sse.sse_error` once a stream has begun).
+The `x-lmx-error-origin` header tells a client (and the gateway's proxy) whether the
+gateway itself refused a request or a worker did.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from starlette.responses import Response
+
+from workers.contract.headers import ERROR_ORIGIN
 
 Origin = Literal["gateway", "worker"]
 
@@ -65,7 +68,7 @@ def error_response(
     error: ApiError, origin: Origin = "gateway", body: dict[str, Any] | None = None
 ) -> Response:
     """The one renderer; `body` replaces the OpenAI envelope (Anthropic's routes use theirs)."""
-    headers = {"x-lmx-error-origin": origin, **error.headers}
+    headers = {ERROR_ORIGIN: origin, **error.headers}
     return Response(
         json.dumps(error.body() if body is None else body),
         status_code=error.status,
@@ -74,6 +77,5 @@ def error_response(
     )
 
 
-def sse_error_chunk(error: ApiError) -> bytes:
-    """The stream ending used once bytes were already sent: one error event, then [DONE]."""
-    return b"data: " + json.dumps(error.body()).encode() + b"\n\ndata: [DONE]\n\n"
+class ClientGone(Exception):
+    """The client disconnected; there is nobody left to answer."""

@@ -1,17 +1,57 @@
-"""What one worker serves and how: built from the gateway's YAML or from CLI flags."""
+"""What one worker serves and how. The gateway writes these settings to a JSON file that
+supervisord's command line names (`python -m workers --settings FILE`); a worker run by
+hand builds them from flags. Names a user may write (backends, parsers, request
+defaults) are checked here, once, for both."""
 
 from __future__ import annotations
 
+import enum
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+class BackendName(enum.StrEnum):
+    LLAMA_CPP = "llama_cpp"
+    MLX = "mlx"
+    SCRIPTED = "scripted"
+
+
+class ToolParserName(enum.StrEnum):
+    HERMES = "hermes"
+    MINIMAX = "minimax"
+    QWEN3_CODER = "qwen3_coder"
+    MISTRAL = "mistral"
+    LLAMA3 = "llama3"
+
+
+class ReasoningParserName(enum.StrEnum):
+    THINK = "think"
+
+
+PARSER_OFF = "none"  # tool_parser / reasoning_parser: parse nothing
+# Request fields a model's `defaults` may set, with the JSON types each takes. A request
+# that sets one itself wins; ranges are checked by the worker's own request parser.
+DEFAULTABLE: Mapping[str, tuple[type, ...]] = {
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "max_tokens": (int,),
+    "max_completion_tokens": (int,),
+    "seed": (int,),
+    "stop": (str, list),
+    "response_format": (dict,),
+    "tool_choice": (str, dict),
+    "logprobs": (bool,),
+    "top_logprobs": (int,),
+}
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     model_id: str
-    backend: str  # "llama_cpp" | "mlx" | "scripted"
+    backend: BackendName
     path: Path  # absolute; a .gguf file, an MLX dir, or a scripted-backend JSON file
     host: str = "127.0.0.1"
     port: int = 10001
@@ -29,3 +69,41 @@ class WorkerSettings:
     chat_template: str | None = None  # override of the model's own
     # When non-empty, requests need "Authorization: Bearer k" or "x-api-key: k" (not /health).
     api_keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backend", BackendName(self.backend))
+        check_model_options(self.tool_parser, self.reasoning_parser, self.defaults)
+
+    def to_json(self) -> str:
+        data = {**asdict(self), "path": str(self.path), "defaults": dict(self.defaults)}
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSettings:
+        data = json.loads(text)
+        data["path"] = Path(data["path"])
+        data["api_keys"] = tuple(data["api_keys"])
+        return cls(**data)
+
+
+def check_model_options(
+    tool_parser: str | None, reasoning_parser: str | None, defaults: Mapping[str, Any]
+) -> None:
+    """Raises ValueError whose message starts with the key it is about."""
+    _check_name("tool_parser", tool_parser, ToolParserName)
+    _check_name("reasoning_parser", reasoning_parser, ReasoningParserName)
+    for key, value in defaults.items():
+        kinds = DEFAULTABLE.get(key)
+        if kinds is None:
+            known = ", ".join(DEFAULTABLE)
+            raise ValueError(f"defaults.{key}: not a request field defaults can set ({known})")
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            expected = " or ".join(kind.__name__ for kind in kinds)
+            raise ValueError(f"defaults.{key}: expected {expected}, got {value!r}")
+
+
+def _check_name(key: str, value: str | None, names: type[enum.StrEnum]) -> None:
+    if value is None or value == PARSER_OFF or value in names.__members__.values():
+        return
+    choices = ", ".join([*names, PARSER_OFF])
+    raise ValueError(f"{key}: {value!r} is not one of {choices}")

@@ -1,40 +1,78 @@
-"""The one place that frames server-sent events, and the ASGI response that sends them."""
+"""Server-sent events: the one framer, the one reader, and the ASGI response that sends them.
+
+Workers send OpenAI's framing (`data: {json}` events ending with `data: [DONE]`); the
+gateway relays it, reads it back for the Anthropic translation, and writes Anthropic's
+named events with the same framer.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from workers.contract.errors import ApiError
+
 DONE = b"data: [DONE]\n\n"
 
-_HEADERS = [
+HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
 
 
-def sse_data(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+def sse_event(payload: dict[str, Any], name: str | None = None) -> bytes:
+    """One complete event; `name` adds an `event:` line (Anthropic names every event)."""
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    head = f"event: {name}\n" if name else ""
+    return f"{head}data: {data}\n\n".encode()
+
+
+def sse_comment(text: str) -> bytes:
+    """A line every SSE reader skips: a keepalive that is not an event."""
+    return f": {text}\n\n".encode()
+
+
+def sse_error(error: ApiError) -> bytes:
+    """The end of an OpenAI stream that fails after bytes were sent: one error event, [DONE]."""
+    return sse_event(error.body()) + DONE
+
+
+async def sse_payloads(lines: AsyncIterable[str]) -> AsyncIterator[Any]:
+    """The JSON payload of each `data:` line of an OpenAI stream, until `[DONE]`.
+
+    Raises ValueError for a payload that is not JSON.
+    """
+    async for line in lines:
+        if not line.startswith("data:"):
+            continue  # event names, comments and the blank lines between events
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        yield json.loads(data)
 
 
 class SSEResponse(Response):
     """Streams already-framed events; the producer decides when the stream ends.
 
-    Client disconnects are watched elsewhere (workers.generation.cancellation), so this response
-    never reads `receive` itself and cannot race that watcher for the disconnect message.
+    Client disconnects are watched elsewhere (workers.generation.cancellation), so this
+    response never reads `receive` itself and cannot race that watcher for the message.
     """
 
-    def __init__(self, events: AsyncIterator[bytes]) -> None:
+    def __init__(
+        self, events: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         super().__init__(media_type="text/event-stream")
         self._events = events
+        self._extra_headers = headers or []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+        headers = [*HEADERS, *self._extra_headers]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         try:
             async for event in self._events:
                 await send({"type": "http.response.body", "body": event, "more_body": True})

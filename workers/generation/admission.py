@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from workers.contract.errors import ApiError
-from workers.generation.cancellation import StopSignal
+from workers.contract.errors import ApiError, ClientGone
+from workers.generation.cancellation import RequestWatch, StopSignal
 
 RETRY_AFTER_S = 1
 
@@ -45,6 +45,15 @@ class Admission:
         if len(self._waiters) >= self.max_queue:
             raise self._over_capacity()
         return await self._wait_in_queue(signal)
+
+    async def enter(self, watch: RequestWatch) -> Slot:
+        """A slot for a watched request: 429 when full, 504 or ClientGone if it stopped
+        while it waited in the queue."""
+        slot = await self.acquire(watch.signal)
+        if slot is None:
+            watch.check()
+            raise ClientGone()
+        return slot
 
     def release(self) -> None:
         # Hand the slot straight to the next waiter so in_flight never dips in between.

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from workers.backends.base import Backend, Sampling, Token
 from workers.contract.errors import ApiError
@@ -23,6 +23,7 @@ from workers.generation.cancellation import RequestWatch, StopReason
 from workers.generation.stop_sequences import StopMatcher
 
 log = logging.getLogger("workers.generation")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,35 @@ class Generation:
         finally:
             _call_soon(loop, put, _END)
             _call_soon(loop, self._slot.release)
+
+
+async def call_on_thread(
+    threads: Executor, slot: Slot, watch: RequestWatch, call: Callable[[], T]
+) -> T:
+    """One blocking backend call (an embedding) under a generation's rules: it holds its
+    admission slot until its thread ends, and its deadline or its client leaving ends the
+    wait with 504 or ClientGone."""
+    try:
+        future = asyncio.get_running_loop().run_in_executor(threads, call)
+    except BaseException:
+        slot.release()
+        raise
+    future.add_done_callback(lambda done: _release_after(done, slot))
+    stopped = asyncio.ensure_future(watch.signal.wait())
+    either: set[asyncio.Future[Any]] = {future, stopped}
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not future.done():
+        watch.check()
+    return future.result()
+
+
+def _release_after(done: asyncio.Future[Any], slot: Slot) -> None:
+    slot.release()
+    if not done.cancelled():
+        done.exception()  # read, so an abandoned call's failure is not reported again
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:

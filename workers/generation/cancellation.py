@@ -14,17 +14,13 @@ from enum import Enum
 
 from starlette.types import Receive
 
-from workers.contract.errors import ApiError
+from workers.contract.errors import ApiError, ClientGone
 
 
 class StopReason(Enum):
     DISCONNECT = "disconnect"
     TIMEOUT = "timeout"
     FINISHED = "finished"  # the worker itself ended generation (stop sequence, answer done)
-
-
-class ClientGone(Exception):
-    """The client disconnected; there is nobody left to answer."""
 
 
 class StopSignal:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import enum
 
-from jinja2 import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
+from workers.contract.settings import ReasoningParserName
 from workers.parsing.events import OutputEvent, ReasoningDelta, TextDelta
 from workers.parsing.tool_calls.text import MarkerSet, Trimmer
+from workers.prompt.template import generation_prompt
 
-REASONING_PARSERS: tuple[str, ...] = ("think",)
+REASONING_PARSERS: tuple[ReasoningParserName, ...] = tuple(ReasoningParserName)
 OPEN = "<think>"
 CLOSE = "</think>"
 _CLOSE = MarkerSet(CLOSE)
@@ -107,30 +106,8 @@ def detect_reasoning_parser(chat_template: str | None) -> tuple[str | None, bool
         return None, False
     prompt = generation_prompt(chat_template)
     if prompt is None:
-        return "think", _appends_think_by_reading(chat_template)
-    return "think", _opens_think(prompt)
-
-
-def generation_prompt(chat_template: str) -> str | None:
-    """What the template adds for add_generation_prompt, or None if it cannot be rendered."""
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-    )
-    env.globals.update(raise_exception=_raise, strftime_now=lambda fmt: "")
-    messages = [{"role": "user", "content": "hi"}]
-    try:
-        template = env.from_string(chat_template)
-        without = template.render(messages=messages, add_generation_prompt=False)
-        with_prompt = template.render(messages=messages, add_generation_prompt=True)
-    except Exception:  # any template may fail on a bare conversation; reading is the fallback
-        return None
-    if not with_prompt.startswith(without):
-        return None
-    return with_prompt[len(without) :]
-
-
-def _raise(message: str) -> None:
-    raise TemplateError(message)
+        return ReasoningParserName.THINK, _appends_think_by_reading(chat_template)
+    return ReasoningParserName.THINK, _opens_think(prompt)
 
 
 def _opens_think(text: str) -> bool:

@@ -62,6 +62,22 @@ class ChatTemplate:
         return "tools" in self.source
 
 
+def generation_prompt(source: str) -> str | None:
+    """What a template adds for add_generation_prompt, or None if it cannot be rendered."""
+    messages = [{"role": "user", "content": "hi"}]
+    # A fixed clock, so the two renders can only differ by the generation prompt.
+    fixed = {"messages": messages, "strftime_now": lambda fmt: ""}
+    try:
+        template = _environment().from_string(source)
+        without = template.render(**fixed, add_generation_prompt=False)
+        with_prompt = template.render(**fixed, add_generation_prompt=True)
+    except Exception:  # any template may fail on a bare conversation; callers fall back
+        return None
+    if not with_prompt.startswith(without):
+        return None
+    return with_prompt[len(without) :]
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]

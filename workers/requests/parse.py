@@ -6,11 +6,11 @@ Unknown fields (`user`, vendor extensions) are accepted and ignored. Every refus
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from workers.contract.body import parse_json_object
 from workers.contract.errors import ApiError, bad_request
 from workers.requests.fields import Fields, parse_messages
 
@@ -102,12 +102,7 @@ def parse_embedding_request(body: bytes) -> EmbeddingRequest:
 
 
 def _json_object(body: bytes, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise bad_request(f"request body is not valid JSON: {error}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise bad_request("request body must be a JSON object", code="invalid_json")
+    data = parse_json_object(body)
     return {**defaults, **{key: value for key, value in data.items() if value is not None}}
 
 

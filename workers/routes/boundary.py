@@ -12,12 +12,9 @@ import time
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workers.contract.errors import ApiError, error_response
+from workers.answers.delivery import TOKENS_SCOPE_KEY
+from workers.contract.errors import ApiError, ClientGone, error_response
 from workers.contract.keys import require_api_key
-from workers.generation.cancellation import ClientGone
-
-# Set by workers.answers.delivery once a generation ended; the two modules share no other state.
-TOKENS_SCOPE_KEY = "lmx.completion_tokens"
 
 log = logging.getLogger("workers.requests")
 

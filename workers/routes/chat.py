@@ -9,9 +9,10 @@ from starlette.responses import Response
 
 from workers.answers.answer import AnswerId, EventParser
 from workers.answers.chat import ChatAnswer
-from workers.answers.delivery import make_job, respond
+from workers.answers.delivery import respond
 from workers.contract.body import read_body
 from workers.contract.errors import bad_request
+from workers.generation.job import make_job
 from workers.parsing.forced_tools import ForcedToolCallParser, tool_call_schema
 from workers.prompt.tool_instructions import with_tool_instructions
 from workers.requests.parse import ChatRequest, parse_chat_request
@@ -20,13 +21,17 @@ from workers.worker import LoadedModel, Worker
 
 async def chat_completions(request: Request) -> Response:
     worker: Worker = request.app.state.worker
-    body = await read_body(request, worker.settings.max_body_bytes)
+    body = await read_body(request.scope, request.receive, worker.settings.max_body_bytes)
     chat = parse_chat_request(body, worker.settings.defaults)
     model = worker.ready_model()
     _refuse_images(chat, worker)
     forced = chat.tool_choice.mode in ("required", "named")
     job = await make_job(
-        worker, model.backend, render_prompt(model, chat), chat.options, _json_schema(chat, forced)
+        worker.settings.context_length,
+        model.backend,
+        render_prompt(model, chat),
+        chat.options,
+        _json_schema(chat, forced),
     )
     answer = ChatAnswer(
         AnswerId(worker.settings.model_id, "chatcmpl"),

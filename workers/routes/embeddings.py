@@ -1,8 +1,7 @@
-"""POST /v1/embeddings."""
+"""POST /v1/embeddings: under the same admission, deadline and counters as a generation."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
 from typing import Any
@@ -13,13 +12,14 @@ from starlette.responses import JSONResponse, Response
 from workers.backends.base import BackendError
 from workers.contract.body import read_body
 from workers.contract.errors import ApiError, bad_request
+from workers.generation.bridge import call_on_thread
 from workers.requests.parse import parse_embedding_request
 from workers.worker import Worker
 
 
 async def embeddings(request: Request) -> Response:
     worker: Worker = request.app.state.worker
-    body = await read_body(request, worker.settings.max_body_bytes)
+    body = await read_body(request.scope, request.receive, worker.settings.max_body_bytes)
     embedding = parse_embedding_request(body)
     if not worker.settings.embeddings:
         raise bad_request(
@@ -31,11 +31,16 @@ async def embeddings(request: Request) -> Response:
     def embed_and_count() -> tuple[list[list[float]], int]:
         return backend.embed(texts), sum(backend.count_tokens(text) for text in texts)
 
+    watch = worker.watch(request.receive)
     try:
-        vectors, tokens = await asyncio.to_thread(embed_and_count)
+        slot = await worker.admission.enter(watch)
+        vectors, tokens = await call_on_thread(
+            worker.generation_threads, slot, watch, embed_and_count
+        )
     except BackendError as error:
         raise ApiError(500, f"embedding failed: {error}", code="embedding_failed") from None
-    worker.status.request_started()
+    finally:
+        watch.close()
     return JSONResponse(
         {
             "object": "list",

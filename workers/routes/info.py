@@ -5,15 +5,15 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from workers.state import ModelState
+from workers.contract.health import ModelState
 from workers.worker import Worker
 
 
 async def health(request: Request) -> Response:
     worker: Worker = request.app.state.worker
-    body = worker.health()
-    ready = worker.status.state is ModelState.READY
-    return JSONResponse(body, status_code=200 if ready else 503)
+    health = worker.health()
+    ready = health.status is ModelState.READY
+    return JSONResponse(health.to_json(), status_code=200 if ready else 503)
 
 
 async def models(request: Request) -> Response:

@@ -16,7 +16,7 @@ from workers.worker import Worker
 
 async def tokenize(request: Request) -> Response:
     worker: Worker = request.app.state.worker
-    body = await read_body(request, worker.settings.max_body_bytes)
+    body = await read_body(request.scope, request.receive, worker.settings.max_body_bytes)
     chat = parse_chat_request(body, worker.settings.defaults)
     model = worker.ready_model()
     count = await asyncio.to_thread(model.backend.count_tokens, render_prompt(model, chat))

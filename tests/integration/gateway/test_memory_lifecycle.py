@@ -16,7 +16,7 @@ import openai
 import psutil
 import pytest
 
-from gateway.memory.admission import GB
+from gateway.memory.probe import GB
 from tests.integration.stack import Stack, base_config, running_stack, wait_until
 
 pytestmark = pytest.mark.slow
@@ -127,7 +127,7 @@ def test_worker_with_a_request_in_flight_is_not_unloaded_by_ttl(stack: Stack) ->
 
 def _fleet_lines(stack: Stack) -> list[str]:
     return [
-        line for line in stack.log("gateway").splitlines() if "lmx.fleet" in line and "{" in line
+        line for line in stack.log("gateway").splitlines() if "lmx.events" in line and "{" in line
     ]
 
 

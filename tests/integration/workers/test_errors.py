@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -118,4 +119,6 @@ def test_crash_mid_answer_is_500_whole_and_error_chunk_streamed(
     events = [e for e in streamed.text.split("\n\n") if e]
     assert events[-1] == "data: [DONE]"
     assert '"error"' in events[-2] and "scripted failure" in events[-2]
-    assert '"role": "assistant"' in events[0]
+    assert (
+        json.loads(events[0].removeprefix("data: "))["choices"][0]["delta"]["role"] == "assistant"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from workers.contract.settings import ToolParserName
 from workers.parsing.events import OutputEvent
 from workers.parsing.tool_calls.arguments import CallEmitter, new_call_id
 from workers.parsing.tool_calls.hermes import HermesParser
@@ -17,7 +18,7 @@ from workers.parsing.tool_calls.minimax import MinimaxParser
 from workers.parsing.tool_calls.mistral import MistralParser
 from workers.parsing.tool_calls.qwen3_coder import Qwen3CoderParser
 
-TOOL_PARSERS: tuple[str, ...] = ("hermes", "minimax", "qwen3_coder", "mistral", "llama3")
+TOOL_PARSERS: tuple[ToolParserName, ...] = tuple(ToolParserName)
 
 
 class ToolParser(Protocol):
@@ -26,12 +27,13 @@ class ToolParser(Protocol):
     def finish(self) -> list[OutputEvent]: ...
 
 
-_FACTORIES: dict[str, Callable[[CallEmitter], ToolParser]] = {
-    "hermes": HermesParser,
-    "minimax": MinimaxParser,
-    "qwen3_coder": Qwen3CoderParser,
-    "mistral": MistralParser,
-    "llama3": Llama3Parser,
+N = ToolParserName
+_FACTORIES: dict[ToolParserName, Callable[[CallEmitter], ToolParser]] = {
+    N.HERMES: HermesParser,
+    N.MINIMAX: MinimaxParser,
+    N.QWEN3_CODER: Qwen3CoderParser,
+    N.MISTRAL: MistralParser,
+    N.LLAMA3: Llama3Parser,
 }
 
 
@@ -40,24 +42,23 @@ def make_tool_parser(
     tools: list[dict[str, Any]] | None,
     new_id: Callable[[], str] = new_call_id,
 ) -> ToolParser:
-    factory = _FACTORIES.get(name)
-    if factory is None:
+    if name not in _FACTORIES:
         raise ValueError(f"unknown tool parser {name!r}; expected one of {', '.join(TOOL_PARSERS)}")
-    return factory(CallEmitter(tools, new_id))
+    return _FACTORIES[ToolParserName(name)](CallEmitter(tools, new_id))
 
 
-def detect_tool_parser(chat_template: str | None) -> str | None:
+def detect_tool_parser(chat_template: str | None) -> ToolParserName | None:
     """The tool parser a chat template's own markup calls for, or None."""
     if not chat_template:
         return None
     if "minimax:tool_call" in chat_template:
-        return "minimax"
+        return N.MINIMAX
     if "<tool_call>" in chat_template:
-        return "qwen3_coder" if "<function=" in chat_template else "hermes"
+        return N.QWEN3_CODER if "<function=" in chat_template else N.HERMES
     if "[TOOL_CALLS]" in chat_template:
-        return "mistral"
+        return N.MISTRAL
     if "<|python_tag|>" in chat_template or "ipython" in chat_template:
-        return "llama3"
+        return N.LLAMA3
     return None
 
 

@@ -164,12 +164,12 @@ class FakeGateway:
 
 
 def _stream_events(script: Script, model: str) -> Iterator[bytes]:
-    stream = AnthropicStream(model, input_tokens_hint=9)
-    yield from stream.start()
+    stream = AnthropicStream(model)
+    yield from stream.start(9)
     for chunk in script.chunks:
         yield from stream.feed(chunk)
     if script.fail_after_chunks:
-        yield from stream.error("the worker stopped", "overloaded_error")
+        yield from stream.error(ApiError(503, "the worker stopped"))
         return
     yield from stream.finish()
 
@@ -577,8 +577,8 @@ def _parse(events: list[bytes]) -> list[Json]:
 
 
 def _run_stream(chunks: list[Json], hint: int = 0) -> list[Json]:
-    stream = AnthropicStream("my-alias", input_tokens_hint=hint)
-    events = stream.start()
+    stream = AnthropicStream("my-alias")
+    events = stream.start(hint)
     for chunk in chunks:
         events += stream.feed(chunk)
     return _parse(events + stream.finish())
@@ -637,8 +637,8 @@ def test_stream_opens_a_new_block_whenever_the_kind_of_delta_changes() -> None:
     assert events[-2]["usage"] == {"input_tokens": 12, "output_tokens": 9}
 
 
-def test_stream_message_start_is_empty_with_the_input_token_hint() -> None:
-    start = _parse(AnthropicStream("my-alias", input_tokens_hint=42).start())[0]
+def test_stream_message_start_is_empty_with_the_input_token_count() -> None:
+    start = _parse(AnthropicStream("my-alias").start(42))[0]
 
     assert start["message"]["content"] == []
     assert start["message"]["model"] == "my-alias"
@@ -671,7 +671,7 @@ def test_stream_error_is_one_error_event_and_nothing_after_it() -> None:
     stream.start()
     stream.feed(_chunk(content="Hal"))
 
-    events = _parse(stream.error("worker died", "overloaded_error"))
+    events = _parse(stream.error(ApiError(503, "worker died")))
 
     assert events == [
         {"type": "error", "error": {"type": "overloaded_error", "message": "worker died"}}

@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from gateway.memory.admission import GB, SystemMemory, admit, estimate_footprint, kv_cache_bytes
+from gateway.memory.admission import admit, estimate_footprint, kv_cache_bytes
+from gateway.memory.probe import GB, SystemMemory
 
 REPO = Path(__file__).resolve().parents[4]
 GGUF = REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"

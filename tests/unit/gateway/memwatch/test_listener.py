@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 
 from gateway.config.loader import load_config
-from gateway.memory.admission import GB, SystemMemory
+from gateway.memory.probe import GB, SystemMemory
 from gateway.memwatch.listener import MemWatch
+from workers.contract.health import Health, ModelState
 
 
 class FakeRpc:
@@ -59,7 +60,16 @@ def config(tmp_path: Path) -> Any:
 
 
 def health_table(table: dict[int, dict[str, Any]]) -> Any:
-    return lambda port: table.get(port)
+    return lambda port: worker_health(**table[port]) if port in table else None
+
+
+def worker_health(in_flight: int, last_request_at: float) -> Health:
+    return Health(
+        status=ModelState.READY, model="m", backend="llama_cpp", pid=1, port=1,
+        context_length=4096, rss_bytes=GB, accelerator_bytes=None, in_flight=in_flight,
+        queued=0, requests_total=1, tokens_generated=1, cancelled_total=0,
+        last_request_at=last_request_at, ready_at=1.0, load_seconds=1.0, error=None,
+    )  # fmt: skip
 
 
 def test_worker_over_its_rss_cap_is_restarted_through_supervisord(tmp_path: Path) -> None:

@@ -117,3 +117,19 @@ def _wait_ready(base: str) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError("worker not ready")
+
+
+def test_out_of_range_default_stops_the_worker_naming_the_key(tmp_path: Path) -> None:
+    script = tmp_path / "m.json"
+    script.write_text(json.dumps({"default": "hi"}))
+    args = ["--model-id", "m", "--backend", "scripted", "--path", str(script), "--port", "0"]
+    finished = subprocess.run(
+        [sys.executable, "-m", "workers", *args, "--default", "temperature=5"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert finished.returncode == 2
+    last = finished.stderr.strip().splitlines()[-1]
+    assert "defaults.temperature" in last and "temperature" in last

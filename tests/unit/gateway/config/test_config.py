@@ -121,3 +121,40 @@ def test_worker_settings_merge_model_and_worker_defaults(tmp_path: Path) -> None
     assert settings.max_queue == 3
     assert settings.context_length == 1024
     assert settings.path == tmp_path / "models" / "a.gguf"
+
+
+def with_model_options(**options: Any) -> dict[str, Any]:
+    config = two_models()
+    config["models"][1].update(options)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"tool_parser": "hermse"}, "models[1].tool_parser: 'hermse' is not one of hermes,"),
+        ({"reasoning_parser": "thnik"}, "models[1].reasoning_parser: 'thnik' is not one of think"),
+        ({"defaults": {"temprature": 0.2}}, "models[1].defaults.temprature: not a request field"),
+        ({"defaults": {"temperature": "hot"}}, "models[1].defaults.temperature: expected int or"),
+        (
+            {"defaults": {"max_tokens": True}},
+            "models[1].defaults.max_tokens: expected int, got True",
+        ),
+    ],
+)
+def test_model_options_are_checked_at_load_naming_the_key(
+    tmp_path: Path, options: dict[str, Any], expected: str
+) -> None:
+    assert expected in error_for(tmp_path, with_model_options(**options))
+
+
+def test_known_parsers_and_defaults_load(tmp_path: Path) -> None:
+    options = {
+        "tool_parser": "qwen3_coder",
+        "reasoning_parser": "none",
+        "defaults": {"temperature": 0.2, "stop": ["\n\n"], "seed": 7},
+    }
+    config = load_config(write(tmp_path, with_model_options(**options)))
+    settings = config.worker_settings("b")
+    assert settings.tool_parser == "qwen3_coder"
+    assert dict(settings.defaults) == options["defaults"]

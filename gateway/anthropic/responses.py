@@ -11,15 +11,14 @@ import uuid
 from typing import Any
 
 from workers.contract.errors import ApiError
+from workers.contract.finish import FinishReason
 
 Json = dict[str, Any]
 
 _STOP_REASONS = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
+    FinishReason.STOP: "end_turn",
+    FinishReason.LENGTH: "max_tokens",
+    FinishReason.TOOL_CALLS: "tool_use",
 }
 
 
@@ -59,9 +58,9 @@ def tool_use_id() -> str:
 
 def stop_details(finish_reason: Any, stop_sequence: Any, used_tools: bool) -> tuple[str, Any]:
     """Anthropic's (stop_reason, stop_sequence) for an OpenAI finish_reason."""
-    if used_tools and finish_reason in (None, "stop"):
+    if used_tools and finish_reason in (None, FinishReason.STOP):
         return "tool_use", None
-    if finish_reason == "stop" and isinstance(stop_sequence, str):
+    if finish_reason == FinishReason.STOP and isinstance(stop_sequence, str):
         return "stop_sequence", stop_sequence
     return _STOP_REASONS.get(finish_reason, "end_turn"), None
 

@@ -18,7 +18,7 @@ from gateway.config.loader import Config
 from gateway.events import log_event
 from gateway.fleet.programs import remove_program_file, write_program
 from gateway.fleet.states import State
-from gateway.fleet.supervisor import ProcessInfo, Supervisor, SupervisorError
+from gateway.fleet.supervisor import ProcessInfo, ProcessState, Supervisor, SupervisorError
 from gateway.fleet.worker_handle import WorkerHandle
 from gateway.memory.admission import MemoryVerdict, admit, estimate_footprint
 from gateway.memory.eviction import Resident, least_recently_used
@@ -159,7 +159,7 @@ class Fleet:
 
     def mark_lost(self, w: WorkerHandle, info: ProcessInfo | None) -> None:
         """The process of a ready worker is gone: stopped by an operator, or crashed."""
-        if info is None or info.state == "STOPPED":
+        if info is None or info.state is ProcessState.STOPPED:
             w.machine.move(State.UNLOADED)
             log_event("unloaded", model=w.id, reason="stopped outside the gateway")
         else:

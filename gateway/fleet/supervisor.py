@@ -9,6 +9,7 @@ runs on a thread with its own proxy (ServerProxy is not thread-safe).
 from __future__ import annotations
 
 import asyncio
+import enum
 import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,28 @@ from typing import Any, Protocol
 
 from supervisor.xmlrpc import Faults, SupervisorTransport
 
-# supervisord process states (`getProcessInfo()["statename"]`) of a worker that is up.
-RUNNING_STATES = frozenset({"STARTING", "RUNNING"})
+
+class ProcessState(enum.StrEnum):
+    """supervisord's process states (`getProcessInfo()["statename"]`)."""
+
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    EXITED = "EXITED"
+    FATAL = "FATAL"
+    UNKNOWN = "UNKNOWN"
+
+
+# The states of a worker that is up.
+RUNNING_STATES = frozenset({ProcessState.STARTING, ProcessState.RUNNING})
 
 
 @dataclass(frozen=True)
 class ProcessInfo:
     name: str
-    state: str
+    state: ProcessState
     pid: int
     exit_status: int
 
@@ -35,7 +50,7 @@ class ProcessInfo:
     def from_rpc(cls, info: dict[str, Any]) -> ProcessInfo:
         return cls(
             name=info["name"],
-            state=info["statename"],
+            state=ProcessState(info["statename"]),
             pid=int(info.get("pid") or 0),
             exit_status=int(info.get("exitstatus") or 0),
         )

@@ -14,7 +14,7 @@ import time
 from gateway.events import log_event
 from gateway.fleet.fleet import Fleet
 from gateway.fleet.states import State
-from gateway.fleet.supervisor import ProcessInfo, SupervisorError
+from gateway.fleet.supervisor import ProcessInfo, ProcessState, SupervisorError
 from gateway.fleet.worker_handle import WorkerHandle
 
 log = logging.getLogger("lmx.watch")
@@ -50,7 +50,7 @@ class FleetWatch:
         await asyncio.gather(*(self._sync(w, infos.get(w.program)) for w in idle))
 
     async def _sync(self, w: WorkerHandle, info: ProcessInfo | None) -> None:
-        if info is not None and info.state == "STOPPING":
+        if info is not None and info.state is ProcessState.STOPPING:
             return  # an operator's stop in progress: judge it once it has settled
         alive = info is not None and info.running
         if w.state is State.READY and not alive:

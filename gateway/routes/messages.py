@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.anthropic import (
@@ -23,38 +24,35 @@ from gateway.asgi import send_body, send_json, until_disconnect
 from gateway.proxy.forward import Upstream, error_text
 from gateway.proxy.relay import StreamHead, stream_head
 from gateway.proxy.upstream import UpstreamError
+from gateway.routes.model_route import ModelRoute
 from gateway.routing import Route
 from gateway.service import Gateway
 from workers.contract import headers
-from workers.contract.body import parse_json_object, read_body
-from workers.contract.errors import ApiError, ClientGone
-from workers.contract.keys import forwarded_auth, require_api_key
+from workers.contract.body import parse_json_object
+from workers.contract.errors import ApiError
+from workers.contract.keys import forwarded_auth
 from workers.contract.sse import sse_payloads
 
 
-class MessagesEndpoint:
+class MessagesEndpoint(ModelRoute):
+    """POST /v1/messages and /v1/messages/count_tokens."""
+
     def __init__(self, gateway: Gateway, count_only: bool = False) -> None:
-        self.gateway = gateway
+        super().__init__(gateway)
         self.count_only = count_only
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # A stream reports its own failures as `error` events once its headers are out;
+    def error_response(self, error: ApiError) -> Response:
+        # A stream reports its own failures as `error` events once its head is out;
         # every ApiError that reaches here happened before any byte was sent.
-        try:
-            await self._handle(scope, receive, send)
-        except ClientGone:
-            return
-        except ApiError as exc:
-            await anthropic_error_response(exc)(scope, receive, send)
+        return anthropic_error_response(error)
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        config = self.gateway.config.file
-        require_api_key(scope, config.security.api_keys)
-        body = parse_json_object(await read_body(scope, receive, config.gateway.max_body_bytes))
+    async def handle(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+        anthropic = parse_json_object(body)
         translate = to_openai_count_request if self.count_only else to_openai_request
-        payload = translate(body)
-        route = self.gateway.router.resolve(body.get("model"))
-        call = _Call(self.gateway, route, payload, forwarded_auth(scope), str(body["model"]))
+        payload = translate(anthropic)
+        route = self.gateway.router.resolve(anthropic.get("model"))
+        requested = str(anthropic["model"])
+        call = _Call(self.gateway, route, payload, forwarded_auth(scope), requested)
         if self.count_only:
             work = call.count(send)
         elif payload.get("stream"):

@@ -15,11 +15,12 @@ from starlette.types import Receive, Scope, Send
 from gateway.asgi import send_body, until_disconnect
 from gateway.proxy.forward import Upstream, error_text
 from gateway.proxy.relay import StreamHead, relay_stream, relay_whole
+from gateway.routes.model_route import ModelRoute
 from gateway.routing import Route
 from gateway.service import Gateway
-from workers.contract.body import parse_json_object, read_body
-from workers.contract.errors import ApiError, ClientGone, error_response
-from workers.contract.keys import forwarded_auth, require_api_key
+from workers.contract.body import parse_json_object
+from workers.contract.errors import ApiError
+from workers.contract.keys import forwarded_auth
 from workers.contract.sse import sse_error
 
 
@@ -31,26 +32,15 @@ class ProxyRequest:
     auth: dict[str, str]
 
 
-class ModelEndpoint:
+class ModelEndpoint(ModelRoute):
     """POST /v1/chat/completions, /v1/completions, /v1/embeddings."""
 
     def __init__(self, gateway: Gateway, path: str, streams: bool = True) -> None:
-        self.gateway = gateway
+        super().__init__(gateway)
         self.path = path
         self.streams = streams
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self._handle(scope, receive, send)
-        except ClientGone:
-            return
-        except ApiError as exc:
-            await error_response(exc)(scope, receive, send)
-
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        config = self.gateway.config.file
-        require_api_key(scope, config.security.api_keys)
-        body = await read_body(scope, receive, config.gateway.max_body_bytes)
+    async def handle(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
         payload = parse_json_object(body)
         route = self.gateway.router.resolve(payload.get("model"))
         stream = payload.get("stream", False)

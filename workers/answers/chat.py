@@ -10,6 +10,7 @@ from typing import Any
 
 from workers.answers.answer import AnswerId, EventParser, Usage
 from workers.answers.logprobs import chat_entries
+from workers.contract.finish import FinishReason
 from workers.generation.bridge import Chunk, Outcome
 from workers.parsing.events import (
     OutputEvent,
@@ -79,9 +80,9 @@ class ChatAnswer:
             message["tool_calls"] = [_whole_call(call) for call in self._calls.values()]
         return message
 
-    def _finish_reason(self, outcome: Outcome) -> str:
-        if outcome.finish_reason == "stop" and self._parser.saw_tool_calls:
-            return "tool_calls"
+    def _finish_reason(self, outcome: Outcome) -> FinishReason:
+        if outcome.finish_reason is FinishReason.STOP and self._parser.saw_tool_calls:
+            return FinishReason.TOOL_CALLS
         return outcome.finish_reason
 
     def _deltas(self, events: list[OutputEvent]) -> list[dict[str, Any]]:
@@ -107,7 +108,9 @@ class ChatAnswer:
             self._unsent_logprobs = []
         return chunk
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    def _chunk(
+        self, delta: dict[str, Any], finish_reason: FinishReason | None = None
+    ) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         return {**self._envelope("chat.completion.chunk"), "choices": [choice]}
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from workers.answers.answer import AnswerId, Usage
 from workers.answers.logprobs import CompletionLogprobs
+from workers.contract.finish import FinishReason
 from workers.generation.bridge import Chunk, Outcome
 
 
@@ -46,7 +47,7 @@ class CompletionAnswer:
         return {**self._envelope(), "choices": [choice], "usage": usage.as_dict()}
 
     def _chunk(
-        self, text: str, logprobs: dict[str, Any] | None, finish_reason: str | None
+        self, text: str, logprobs: dict[str, Any] | None, finish_reason: FinishReason | None
     ) -> dict[str, Any]:
         choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
         return {**self._envelope(), "choices": [choice]}

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from workers.backends.base import Backend, Sampling, Token
 from workers.contract.errors import ApiError
+from workers.contract.finish import FinishReason
 from workers.generation.admission import Slot
 from workers.generation.cancellation import RequestWatch, StopReason
 from workers.generation.stop_sequences import StopMatcher
@@ -34,7 +35,7 @@ class Chunk:
 
 @dataclass
 class Outcome:
-    finish_reason: str = "stop"  # "stop" | "length"
+    finish_reason: FinishReason = FinishReason.STOP
     stop_sequence: str | None = None
     completion_tokens: int = 0
 
@@ -85,7 +86,7 @@ class Generation:
             if rest or self._pending:
                 yield Chunk(rest, self._drain_pending())
             if self.outcome.completion_tokens >= self._sampling.max_tokens:
-                self.outcome.finish_reason = "length"
+                self.outcome.finish_reason = FinishReason.LENGTH
         finally:
             # Leaving early for any reason (stop sequence, error, consumer gone) ends the thread.
             self._watch.signal.stop(StopReason.FINISHED)

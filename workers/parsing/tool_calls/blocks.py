@@ -19,8 +19,10 @@ pieces, so streaming and whole parsing agree.
 from __future__ import annotations
 
 import enum
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 from workers.parsing.events import OutputEvent, TextDelta
 from workers.parsing.tool_calls.arguments import CallEmitter, ParsedCall
@@ -33,6 +35,27 @@ class Verdict(enum.Enum):
 
 
 BlockResult = list[ParsedCall] | Verdict
+
+
+def tagged_calls(
+    body: str,
+    opening: re.Pattern[str],
+    closing: str,
+    name_of: Callable[[str], str],
+    arguments_of: Callable[[str], dict[str, Any]],
+) -> BlockResult:
+    """Every call written as `opening` ... `closing` in `body` (the opening pattern's group 1
+    holds the name); INCOMPLETE if one is not closed yet, INVALID if there is none."""
+    calls: list[ParsedCall] = []
+    pos = 0
+    while (match := opening.search(body, pos)) is not None:
+        close = body.find(closing, match.end())
+        if close < 0:
+            return Verdict.INCOMPLETE
+        name = name_of(match.group(1))
+        calls.append(ParsedCall(name=name, arguments=arguments_of(body[match.end() : close])))
+        pos = close + len(closing)
+    return calls if calls and all(call.name for call in calls) else Verdict.INVALID
 
 
 class BlockReader(ABC):

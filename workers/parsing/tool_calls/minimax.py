@@ -15,13 +15,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from workers.parsing.tool_calls.arguments import ParsedCall
 from workers.parsing.tool_calls.blocks import (
     BlockReader,
     BlockResult,
     BlockToolParser,
     TagReader,
-    Verdict,
+    tagged_calls,
 )
 from workers.parsing.tool_calls.text import MarkerSet
 
@@ -42,17 +41,8 @@ class MinimaxParser(BlockToolParser):
 
 
 def parse_invokes(body: str) -> BlockResult:
-    """Every <invoke ...>...</invoke> in `body`; INCOMPLETE if one is not closed."""
-    calls: list[ParsedCall] = []
-    pos = 0
-    while (match := _INVOKE.search(body, pos)) is not None:
-        close = body.find(INVOKE_END, match.end())
-        if close < 0:
-            return Verdict.INCOMPLETE
-        name = _unquote(match.group(1))
-        calls.append(ParsedCall(name=name, arguments=_parameters(body[match.end() : close])))
-        pos = close + len(INVOKE_END)
-    return calls if calls and all(call.name for call in calls) else Verdict.INVALID
+    """Every <invoke ...>...</invoke> in `body`."""
+    return tagged_calls(body, _INVOKE, INVOKE_END, _unquote, _parameters)
 
 
 def _parameters(body: str) -> dict[str, Any]:

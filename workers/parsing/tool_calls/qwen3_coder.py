@@ -18,19 +18,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from workers.parsing.tool_calls.arguments import ParsedCall
 from workers.parsing.tool_calls.blocks import (
     BlockReader,
     BlockResult,
     BlockToolParser,
     TagReader,
-    Verdict,
+    tagged_calls,
 )
-from workers.parsing.tool_calls.hermes import parse_json_calls
+from workers.parsing.tool_calls.hermes import END, START, parse_json_calls
 from workers.parsing.tool_calls.text import MarkerSet
 
-START = "<tool_call>"
-END = "</tool_call>"
 BARE_START = "<function="
 FUNCTION_END = "</function>"
 PARAMETER_END = "</parameter>"
@@ -54,17 +51,8 @@ def parse_tool_call_body(body: str) -> BlockResult:
 
 
 def parse_functions(body: str) -> BlockResult:
-    """Every <function=...>...</function> in `body`; INCOMPLETE if one is not closed."""
-    calls: list[ParsedCall] = []
-    pos = 0
-    while (match := _FUNCTION.search(body, pos)) is not None:
-        close = body.find(FUNCTION_END, match.end())
-        if close < 0:
-            return Verdict.INCOMPLETE
-        name = match.group(1).strip()
-        calls.append(ParsedCall(name=name, arguments=_parameters(body[match.end() : close])))
-        pos = close + len(FUNCTION_END)
-    return calls if calls and all(call.name for call in calls) else Verdict.INVALID
+    """Every <function=...>...</function> in `body`."""
+    return tagged_calls(body, _FUNCTION, FUNCTION_END, str.strip, _parameters)
 
 
 def _parameters(body: str) -> dict[str, Any]:

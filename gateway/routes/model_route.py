@@ -1,0 +1,37 @@
+"""What every route that reaches a model starts with: the API key, then the body, read
+once under its limit. An ApiError raised before any byte went out is answered in the
+route's own error envelope; a client that left gets nothing."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.service import Gateway
+from workers.contract.body import read_body
+from workers.contract.errors import ApiError, ClientGone, error_response
+from workers.contract.keys import require_api_key
+
+
+class ModelRoute(ABC):
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        config = self.gateway.config.file
+        try:
+            require_api_key(scope, config.security.api_keys)
+            body = await read_body(scope, receive, config.gateway.max_body_bytes)
+            await self.handle(scope, receive, send, body)
+        except ClientGone:
+            return
+        except ApiError as exc:
+            await self.error_response(exc)(scope, receive, send)
+
+    @abstractmethod
+    async def handle(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None: ...
+
+    def error_response(self, error: ApiError) -> Response:
+        return error_response(error)

@@ -1,0 +1,1 @@
+"""Request bodies parsed once, at the edge, into typed objects (parse.py, fields.py)."""

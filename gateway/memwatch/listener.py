@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import httpx
 from supervisor import childutils
 
+from gateway import events
 from gateway.config.loader import Config, load_config
 from gateway.events import emit
 from gateway.fleet.programs import model_id_of
@@ -128,8 +129,12 @@ class MemWatch:
 
 
 def main() -> None:
-    # stdout carries supervisord's event protocol; the log goes to stderr.
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    # stdout carries supervisord's event protocol; the events go to stderr, bare, and
+    # nothing else does (httpx would log every /health call).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    events.log.addHandler(handler)
+    events.log.setLevel(logging.INFO)
     config = load_config()
     watch = MemWatch(
         config,

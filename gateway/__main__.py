@@ -14,6 +14,8 @@ from gateway.service import Gateway
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # httpx logs every request at INFO: a line per worker per health tick would bury the rest.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = load_config()
     except ConfigError as exc:

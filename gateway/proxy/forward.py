@@ -40,7 +40,7 @@ class Upstream:
     def headers(self) -> list[tuple[bytes, bytes]]:
         raw = self.response.raw_headers
         kept = [(k, v) for k, v in raw if k.lower() not in _DROP_HEADERS]
-        return [*kept, (headers.MODEL, self.worker.id.encode())]
+        return [*kept, (headers.MODEL.encode(), self.worker.id.encode())]
 
 
 def order_chain(fleet: Fleet, route: Route) -> list[str]:
@@ -119,6 +119,23 @@ class Proxy:
             await response.aclose()
             raise ApiError(502, f"worker {worker.id} failed: {detail}", code="worker_error")
         return Upstream(worker, response)
+
+
+async def worker_refusal(upstream: Upstream) -> ApiError:
+    """A worker's error answer, re-raised as the worker's: its status, message, type and
+    code, marked as the worker's and naming the model (for routes that re-render it)."""
+    response = upstream.response
+    try:
+        error = json.loads(await response.aread())["error"]
+        message, type_ = (
+            str(error["message"]),
+            error.get("type"),
+        )
+        code, param = error.get("code"), error.get("param")
+    except (ValueError, KeyError, TypeError, UpstreamError):
+        message, type_, code, param = f"HTTP {response.status_code}", None, None, None
+    marks = {headers.ERROR_ORIGIN: "worker", headers.MODEL: upstream.worker.id}
+    return ApiError(response.status_code, message, code, param, type_, marks)
 
 
 async def error_text(response: UpstreamResponse) -> str:

@@ -47,7 +47,7 @@ async def relay_stream(upstream: Upstream, send: Send, head: StreamHead) -> None
 
 
 def stream_head(model_id: str) -> list[tuple[bytes, bytes]]:
-    return [*sse.HEADERS, (headers.MODEL, model_id.encode())]
+    return [*sse.HEADERS, (headers.MODEL.encode(), model_id.encode())]
 
 
 class StreamHead:

@@ -21,7 +21,7 @@ from gateway.anthropic import (
     to_openai_request,
 )
 from gateway.asgi import send_body, send_json, until_disconnect
-from gateway.proxy.forward import Upstream, error_text
+from gateway.proxy.forward import Upstream, worker_refusal
 from gateway.proxy.relay import StreamHead, stream_head
 from gateway.proxy.upstream import UpstreamError
 from gateway.routes.model_route import ModelRoute
@@ -100,7 +100,7 @@ class _Call:
                 await head.stop_keepalive()
                 status = upstream.response.status_code
                 if status != 200:
-                    raise ApiError(status, await error_text(upstream.response))
+                    raise await worker_refusal(upstream)
                 await head.send_once(200, stream_head(upstream.worker.id))
                 await _send_events(send, events.start(_prompt_tokens(upstream)))
                 await _relay(upstream, events, send)
@@ -132,15 +132,14 @@ async def _send_events(send: Send, events: list[bytes]) -> None:
 def _prompt_tokens(upstream: Upstream) -> int:
     """What the worker says the prompt took (0 from a worker that does not say)."""
     for name, value in upstream.response.raw_headers:
-        if name.lower() == headers.PROMPT_TOKENS and value.isdigit():
+        if name.lower() == headers.PROMPT_TOKENS.encode() and value.isdigit():
             return int(value)
     return 0
 
 
 async def _json_answer(upstream: Upstream) -> dict[str, Any]:
-    status = upstream.response.status_code
-    if status != 200:
-        raise ApiError(status, await error_text(upstream.response))
+    if upstream.response.status_code != 200:
+        raise await worker_refusal(upstream)
     try:
         answer = json.loads(await upstream.response.aread())
     except ValueError as exc:  # an UpstreamError is already an ApiError (502)
@@ -151,4 +150,4 @@ async def _json_answer(upstream: Upstream) -> dict[str, Any]:
 
 
 def _model(upstream: Upstream) -> list[tuple[bytes, bytes]]:
-    return [(headers.MODEL, upstream.worker.id.encode())]
+    return [(headers.MODEL.encode(), upstream.worker.id.encode())]

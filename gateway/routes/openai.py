@@ -13,7 +13,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 from gateway.asgi import send_body, until_disconnect
-from gateway.proxy.forward import Upstream, error_text
+from gateway.proxy.forward import Upstream, worker_refusal
 from gateway.proxy.relay import StreamHead, relay_stream, relay_whole
 from gateway.routes.model_route import ModelRoute
 from gateway.routing import Route
@@ -66,8 +66,7 @@ class ModelEndpoint(ModelRoute):
             async with self._open(request) as upstream:
                 await head.stop_keepalive()
                 if head.sent and upstream.response.status_code != 200:
-                    status = upstream.response.status_code
-                    raise ApiError(status, await error_text(upstream.response))
+                    raise await worker_refusal(upstream)
                 await relay_stream(upstream, send, head)
         except ApiError as exc:
             await head.stop_keepalive()

@@ -37,7 +37,7 @@ async def respond(request: Request, worker: Worker, job: Job, answer: Answer) ->
         watch.close()
         raise
     if job.stream:
-        prompt_tokens = (headers.PROMPT_TOKENS, str(job.prompt_tokens).encode())
+        prompt_tokens = (headers.PROMPT_TOKENS.encode(), str(job.prompt_tokens).encode())
         return SSEResponse(_stream(job, answer, generation, watch, request), [prompt_tokens])
     try:
         return JSONResponse(await _whole(job, answer, generation))

@@ -45,6 +45,7 @@ DEFAULTABLE: Mapping[str, tuple[type, ...]] = {
     "tool_choice": (str, dict),
     "logprobs": (bool,),
     "top_logprobs": (int,),
+    "chat_template_kwargs": (dict,),
 }
 
 

@@ -43,8 +43,12 @@ class ChatTemplate:
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]] = (),
         add_generation_prompt: bool = True,
+        extra: Mapping[str, Any] | None = None,
     ) -> str:
+        """`extra`: a request's chat_template_kwargs (enable_thinking, ...); the messages,
+        tools and generation prompt cannot be overridden through it."""
         context = {
+            **(extra or {}),
             "bos_token": "",
             "eos_token": "",
             **self._special,

@@ -7,7 +7,7 @@ Unknown fields (`user`, vendor extensions) are accepted and ignored. Every refus
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from workers.contract.body import parse_json_object
@@ -43,6 +43,8 @@ class ChatRequest:
     tool_choice: ToolChoice = ToolChoice()
     response_schema: dict[str, Any] | None = None
     image_param: str | None = None  # where the first image part is, when there is one
+    # Extra variables for the chat template (Qwen3's enable_thinking, ...), as vLLM takes them.
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ def parse_chat_request(body: bytes, defaults: Mapping[str, Any]) -> ChatRequest:
         tool_choice=_tool_choice(fields, tools),
         response_schema=_response_schema(fields),
         image_param=image_param,
+        template_kwargs=fields.optional_object("chat_template_kwargs") or {},
     )
 
 

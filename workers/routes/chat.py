@@ -44,8 +44,9 @@ async def chat_completions(request: Request) -> Response:
 def render_prompt(model: LoadedModel, chat: ChatRequest) -> str:
     tools = chat.tools if chat.tool_choice.mode != "none" else ()
     if tools and model.output_format.tools_in_system_prompt:
-        return model.template.render(with_tool_instructions(chat.messages, tools))
-    return model.template.render(chat.messages, tools)
+        messages = with_tool_instructions(chat.messages, tools)
+        return model.template.render(messages, extra=chat.template_kwargs)
+    return model.template.render(chat.messages, tools, extra=chat.template_kwargs)
 
 
 def _refuse_images(chat: ChatRequest, worker: Worker) -> None:

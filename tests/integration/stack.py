@@ -8,6 +8,7 @@ what `./scripts/serve` runs, so the tests exercise the same files a user does.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -116,6 +117,21 @@ def write_config(root: Path, config: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def scripted_models(
+    models_dir: Path,
+    scripts: dict[str, dict[str, Any]],
+    options: dict[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Write each script as models_dir/<name>.json; the model entries that serve them."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    models = []
+    for name, script in scripts.items():
+        (models_dir / f"{name}.json").write_text(json.dumps(script))
+        extra = (options or {}).get(name, {})
+        models.append({"id": name, "path": f"{name}.json", "backend": "scripted", **extra})
+    return models
 
 
 def base_config(models: list[dict[str, Any]], models_dir: Path, **sections: Any) -> dict[str, Any]:

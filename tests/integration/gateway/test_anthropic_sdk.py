@@ -19,7 +19,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from tests.integration.stack import Stack, base_config, running_stack
+from tests.integration.stack import Stack, base_config, running_stack, scripted_models
 from workers.backends.scripted import split_tokens
 
 pytestmark = pytest.mark.slow
@@ -85,12 +85,7 @@ MODEL_OPTIONS: dict[str, Json] = {"local": {"tool_parser": "hermes", "reasoning_
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("anthropic-sdk")
     models_dir = tmp / "models"
-    models_dir.mkdir()
-    models = []
-    for name, script in SCRIPTS.items():
-        (models_dir / f"{name}.json").write_text(json.dumps(script))
-        options = MODEL_OPTIONS.get(name, {})
-        models.append({"id": name, "path": f"{name}.json", "backend": "scripted", **options})
+    models = scripted_models(models_dir, SCRIPTS, MODEL_OPTIONS)
     config = base_config(
         models,
         models_dir,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.stack import Stack, base_config, running_stack
+from tests.integration.stack import Stack, base_config, running_stack, scripted_models
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +27,7 @@ MESSAGES_BODY = {"max_tokens": 32, "stream": True, "messages": [{"role": "user",
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("heads")
     models_dir = tmp / "models"
-    models_dir.mkdir()
-    for name, script in SCRIPTS.items():
-        (models_dir / f"{name}.json").write_text(json.dumps(script))
-    models = [{"id": n, "path": f"{n}.json", "backend": "scripted"} for n in SCRIPTS]
+    models = scripted_models(models_dir, SCRIPTS)
     config = base_config(
         models,
         models_dir,

@@ -77,6 +77,7 @@ class Worker:
         self._model = model
         self.status.ready(time.monotonic() - started)
         log.info("model %s ready in %.2fs", self.settings.model_id, self.status.load_seconds)
+        self._warm(model)
         return True
 
     def close(self) -> None:
@@ -125,7 +126,22 @@ class Worker:
             ready_at=status.ready_at,
             load_seconds=status.load_seconds,
             error=status.error,
+            prompt_cache=self._model.backend.prompt_cache_stats() if self._model else None,
         )
+
+    def _warm(self, model: LoadedModel) -> None:
+        """Prefill the configured warm prompts, each as a conversation's system message,
+        after ready: requests are served meanwhile, and a slow prefill (MLX on a CPU)
+        cannot fail the load."""
+        for text in self.settings.warm_prompts:
+            started = time.monotonic()
+            system = [{"role": "system", "content": text}]
+            try:
+                model.backend.warm(model.template.render(system, add_generation_prompt=False))
+            except Exception:
+                log.exception("warm prompt failed")
+                continue
+            log.info("warm prompt prefilled in %.2fs", time.monotonic() - started)
 
     def _load_model(self) -> LoadedModel:
         backend = self._backend_factory(self.settings)

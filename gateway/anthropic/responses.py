@@ -66,12 +66,17 @@ def stop_details(finish_reason: Any, stop_sequence: Any, used_tools: bool) -> tu
 
 
 def usage(openai_usage: Any, input_tokens_hint: int = 0) -> Json:
+    """Anthropic counts prompt tokens read from the cache apart from the rest, as
+    `cache_read_input_tokens`; `input_tokens` are those prefilled anew."""
     openai_usage = openai_usage or {}
+    prompt = int(openai_usage.get("prompt_tokens") or input_tokens_hint)
+    details = openai_usage.get("prompt_tokens_details") or {}
+    cached = min(prompt, int(details.get("cached_tokens") or 0))
     return {
-        "input_tokens": int(openai_usage.get("prompt_tokens") or input_tokens_hint),
+        "input_tokens": prompt - cached,
         "output_tokens": int(openai_usage.get("completion_tokens") or 0),
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": cached,
     }
 
 

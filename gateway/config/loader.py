@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from gateway.config.schema import ConfigFile, ModelConfig
+from gateway.memory.probe import GB, default_prompt_cache_bytes
 from workers.contract.settings import BackendName, WorkerSettings, check_model_options
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "lmx.yaml"
@@ -168,7 +169,23 @@ class Config:
             defaults=dict(m.defaults),
             chat_template=m.chat_template,
             api_keys=tuple(self.file.security.api_keys),
+            prompt_cache_bytes=self._prompt_cache_bytes(m),
+            prompt_cache_dir=self._prompt_cache_dir(m),
+            prompt_cache_disk_bytes=int(w.prompt_cache_disk_gb * GB),
+            warm_prompts=tuple(m.warm_prompts),
         )
+
+    def _prompt_cache_dir(self, m: ModelConfig) -> Path | None:
+        folder = self.file.workers.prompt_cache_dir
+        return self.run_dir / folder / m.id if folder else None
+
+    def _prompt_cache_bytes(self, m: ModelConfig) -> int:
+        gb = m.prompt_cache_gb
+        if gb is None:
+            gb = self.file.workers.prompt_cache_gb
+        if gb is None:
+            return default_prompt_cache_bytes(self.file.memory.total_gb)
+        return int(gb * GB)
 
 
 def _validate(config: Config) -> None:

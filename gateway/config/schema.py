@@ -34,6 +34,11 @@ class WorkersSection:
     max_queue: int = 16
     request_timeout_s: float = 600.0
     context_length: int = 4096
+    # Each worker's prompt cache in RAM; None: 5% of the (presented) memory, at most 4 GiB.
+    prompt_cache_gb: float | None = None
+    # Its disk tier, per model in a subfolder (relative to run_dir); null: no disk tier.
+    prompt_cache_dir: str | None = "prompt-cache"
+    prompt_cache_disk_gb: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,9 @@ class ModelConfig:
     vision: bool = False
     defaults: dict[str, Any] = field(default_factory=dict)
     chat_template: str | None = None
+    prompt_cache_gb: float | None = None  # overrides workers.prompt_cache_gb
+    # System prompts prefilled into the prompt cache when the model loads.
+    warm_prompts: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,12 @@ class Fleet:
     # ---- memory -----------------------------------------------------------------------
 
     def estimate(self, w: WorkerHandle) -> int:
+        """The model (configured, learned from its RSS after a load, or estimated) plus
+        its prompt cache's cap, which fills as it serves."""
+        settings = self.config.worker_settings(w.id)
+        return self._model_bytes(w) + settings.prompt_cache_bytes
+
+    def _model_bytes(self, w: WorkerHandle) -> int:
         if w.model.memory_gb is not None:
             return int(w.model.memory_gb * GB)
         if w.learned_bytes is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,4 +96,11 @@ class WorkerHandle:
             "load_seconds": self.load_seconds,
             "pinned": self.model.pinned,
             "error": self.last_error,
+            "prompt_cache": _cache_stats(self.health),
         }
+
+
+def _cache_stats(health: Health | None) -> dict[str, int] | None:
+    if health is None or health.prompt_cache is None:
+        return None
+    return dataclasses.asdict(health.prompt_cache)

@@ -21,6 +21,13 @@ class SystemMemory:
         return self.total - self.available
 
 
+def default_prompt_cache_bytes(total_gb: float | None) -> int:
+    """A worker's prompt cache when the config sets none: 5% of the (presented) machine,
+    at most 4 GiB (about 90k tokens of an 8B model's f16 KV)."""
+    total = int(total_gb * GB) if total_gb else psutil.virtual_memory().total
+    return min(4 * GB, total // 20)
+
+
 class MemoryProbe(Protocol):
     """The seam for tests: present a smaller (or busier) machine to the same code."""
 

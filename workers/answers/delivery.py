@@ -111,4 +111,5 @@ def _note_tokens(request: Request, generation: Generation) -> None:
 
 
 def _usage(job: Job, generation: Generation) -> Usage:
-    return Usage(job.prompt_tokens, generation.outcome.completion_tokens)
+    outcome = generation.outcome
+    return Usage(job.prompt_tokens, outcome.completion_tokens, outcome.cached_tokens)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from workers.contract.health import PromptCacheStats
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -62,9 +64,20 @@ class Backend(ABC):
 
     @abstractmethod
     def generate(
-        self, prompt: str, sampling: Sampling, should_stop: Callable[[], bool]
+        self,
+        prompt: str,
+        sampling: Sampling,
+        should_stop: Callable[[], bool],
+        on_cached: Callable[[int], None] | None = None,
     ) -> Iterator[Token]:
-        """Yield tokens until end-of-sequence, max_tokens, or should_stop() is true."""
+        """Yield tokens until end-of-sequence, max_tokens, or should_stop() is true.
+        `on_cached` hears, once, how many prompt tokens came from the prompt cache."""
+
+    def warm(self, prompt: str) -> None:  # noqa: B027 (an optional hook, not abstract)
+        """Prefill `prompt` into the prompt cache (a backend without one ignores it)."""
+
+    def prompt_cache_stats(self) -> PromptCacheStats | None:
+        return None
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         raise BackendError(f"the {self.name} backend does not compute embeddings")

@@ -6,19 +6,35 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from workers.backends.base import Backend, BackendError
+from workers.backends.prompt_cache import CacheLimits
 from workers.contract.settings import BackendName, WorkerSettings
 
 
 def _llama_cpp(settings: WorkerSettings) -> Backend:
     from workers.backends.llama_cpp.backend import LlamaCppBackend
 
-    return LlamaCppBackend(settings.path, settings.context_length, settings.max_concurrent)
+    return LlamaCppBackend(
+        settings.path, settings.context_length, settings.max_concurrent, cache_limits(settings)
+    )
 
 
 def _mlx(settings: WorkerSettings) -> Backend:
     from workers.backends.mlx.backend import MlxBackend
 
-    return MlxBackend(settings.path, settings.context_length, max_batch=settings.max_concurrent)
+    return MlxBackend(
+        settings.path,
+        settings.context_length,
+        max_batch=settings.max_concurrent,
+        cache_limits=cache_limits(settings),
+    )
+
+
+def cache_limits(settings: WorkerSettings) -> CacheLimits:
+    return CacheLimits(
+        ram_bytes=settings.prompt_cache_bytes,
+        disk_dir=settings.prompt_cache_dir,
+        disk_bytes=settings.prompt_cache_disk_bytes,
+    )
 
 
 def _scripted(settings: WorkerSettings) -> Backend:

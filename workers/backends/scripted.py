@@ -90,7 +90,11 @@ class ScriptedBackend(Backend):
         return len(split_tokens(text))
 
     def generate(
-        self, prompt: str, sampling: Sampling, should_stop: Callable[[], bool]
+        self,
+        prompt: str,
+        sampling: Sampling,
+        should_stop: Callable[[], bool],
+        on_cached: Callable[[int], None] | None = None,
     ) -> Iterator[Token]:
         pieces = split_tokens(self._reply_for(prompt))[: sampling.max_tokens]
         for index, piece in enumerate(pieces):

@@ -17,6 +17,22 @@ class ModelState(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class PromptCacheStats:
+    hits: int  # prompts that reused at least a few cached tokens
+    misses: int
+    tokens_reused: int  # prompt tokens not prefilled again, over all hits
+    entries: int  # states held in RAM
+    ram_bytes: int
+    disk_bytes: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> PromptCacheStats:
+        if not isinstance(data, dict):
+            raise ValueError("prompt_cache is not an object")
+        return cls(**{name: _field(data, name, int) for name in _CACHE_FIELDS})
+
+
+@dataclass(frozen=True)
 class Health:
     status: ModelState
     model: str
@@ -35,6 +51,7 @@ class Health:
     ready_at: float | None  # wall clock
     load_seconds: float | None
     error: str | None
+    prompt_cache: PromptCacheStats | None  # None: the backend keeps no prompt cache
 
     @property
     def busy(self) -> bool:
@@ -58,6 +75,7 @@ class Health:
 
 
 _HINTS = typing.get_type_hints(Health)
+_CACHE_FIELDS = [f.name for f in dataclasses.fields(PromptCacheStats)]
 
 
 def _field(data: dict[str, Any], name: str, hint: Any) -> Any:
@@ -66,6 +84,8 @@ def _field(data: dict[str, Any], name: str, hint: Any) -> Any:
     value = data[name]
     if hint is ModelState:
         return ModelState(value)  # ValueError for an unknown state
+    if name == "prompt_cache":
+        return None if value is None else PromptCacheStats.from_json(value)
     allowed = typing.get_args(hint) or (hint,)
     if float in allowed:
         allowed = (*allowed, int)

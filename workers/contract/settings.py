@@ -70,6 +70,12 @@ class WorkerSettings:
     chat_template: str | None = None  # override of the model's own
     # When non-empty, requests need "Authorization: Bearer k" or "x-api-key: k" (not /health).
     api_keys: tuple[str, ...] = ()
+    # The prompt cache: RAM cap, and the disk tier (None: no disk tier) with its cap.
+    prompt_cache_bytes: int = 1024**3
+    prompt_cache_dir: Path | None = None
+    prompt_cache_disk_bytes: int = 8 * 1024**3
+    # Prompts (rendered, e.g. an agent's system prompt) prefilled into the cache at load.
+    warm_prompts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backend", BackendName(self.backend))
@@ -77,6 +83,7 @@ class WorkerSettings:
 
     def to_json(self) -> str:
         data = {**asdict(self), "path": str(self.path), "defaults": dict(self.defaults)}
+        data["prompt_cache_dir"] = str(self.prompt_cache_dir) if self.prompt_cache_dir else None
         return json.dumps(data, indent=2)
 
     @classmethod
@@ -84,6 +91,9 @@ class WorkerSettings:
         data = json.loads(text)
         data["path"] = Path(data["path"])
         data["api_keys"] = tuple(data["api_keys"])
+        data["warm_prompts"] = tuple(data.get("warm_prompts", ()))
+        if data.get("prompt_cache_dir"):
+            data["prompt_cache_dir"] = Path(data["prompt_cache_dir"])
         return cls(**data)
 
 

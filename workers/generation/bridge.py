@@ -38,6 +38,7 @@ class Outcome:
     finish_reason: FinishReason = FinishReason.STOP
     stop_sequence: str | None = None
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the backend's prompt cache already held
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,15 @@ class Generation:
         self._watch.signal.add_listener(lambda: self._queue.put_nowait(_STOPPED))
         self._threads.submit(self._produce, loop)
 
+    def _note_cached(self, tokens: int) -> None:
+        # From the generation thread, before its first token: read only after the last.
+        self.outcome.cached_tokens = tokens
+
     def _produce(self, loop: asyncio.AbstractEventLoop) -> None:
         put = self._queue.put_nowait
         try:
             for token in self._backend.generate(
-                self._prompt, self._sampling, self._watch.signal.is_set
+                self._prompt, self._sampling, self._watch.signal.is_set, self._note_cached
             ):
                 _call_soon(loop, put, token)
         except Exception as error:

@@ -3,11 +3,17 @@
 Each request gets a whole `Llama` context from a small pool. Every context maps the same
 file, so the weights sit in memory once; what a context adds is its KV cache. Each
 context's thread count follows the free cores between tokens (workers.backends.llama_cpp.cores).
+
+Prompt cache: a request gets the free context that holds the longest prefix of its
+prompt, and llama.cpp prefills only the rest. A context about to be overwritten first
+saves its state (its sequence's KV) into the prompt cache, and a request whose prefix
+the cache holds better than any context has that state restored into its context.
 """
 
 from __future__ import annotations
 
 import codecs
+import ctypes
 import io
 import json
 import random
@@ -24,6 +30,14 @@ from llama_cpp._logger import set_verbose as set_llama_verbose
 from workers.backends.base import Backend, BackendError, Sampling, Token
 from workers.backends.llama_cpp.context_pool import ContextPool
 from workers.backends.llama_cpp.cores import CoreBudget
+from workers.backends.prompt_cache import (
+    MIN_REUSE,
+    CacheLimits,
+    StateCodec,
+    build_cache,
+    common_prefix,
+)
+from workers.contract.health import PromptCacheStats
 
 
 class LlamaCppBackend(Backend):
@@ -31,12 +45,19 @@ class LlamaCppBackend(Backend):
     supports_json_schema: ClassVar[bool] = True
     supports_logprobs: ClassVar[bool] = True
 
-    def __init__(self, model_path: Path, context_length: int, n_contexts: int = 1) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        context_length: int,
+        n_contexts: int = 1,
+        cache_limits: CacheLimits | None = None,
+    ) -> None:
         """n_contexts: how many requests can generate at once (each context has its own
         KV cache of context_length tokens)."""
         self._path = model_path
         self._context_length = context_length
         self._pool = ContextPool(self._new_context, n_contexts)
+        self._cache = build_cache(cache_limits or CacheLimits(), _STATE_CODEC)
         self._cores = CoreBudget()
         self._tokenizer: llama_cpp.Llama | None = None
         self._embedder: llama_cpp.Llama | None = None
@@ -63,11 +84,45 @@ class LlamaCppBackend(Backend):
         return len(self._tokenize(self._llama, text))
 
     def generate(
-        self, prompt: str, sampling: Sampling, should_stop: Callable[[], bool]
+        self,
+        prompt: str,
+        sampling: Sampling,
+        should_stop: Callable[[], bool],
+        on_cached: Callable[[int], None] | None = None,
     ) -> Iterator[Token]:
-        with self._pool.lease() as llama:
-            if not should_stop():  # the client may have left while no context was free
-                yield from self._generate(llama, prompt, sampling, should_stop)
+        tokens = self._tokenize(self._llama, prompt)
+        with self._pool.lease(lambda llama: _held(llama, tokens)) as llama:
+            if should_stop():  # the client may have left while no context was free
+                return
+            reused = self._reuse(llama, tokens)
+            self._cache.count(reused)
+            if on_cached is not None:
+                on_cached(reused)
+            yield from self._generate(llama, tokens, sampling, should_stop)
+
+    def warm(self, prompt: str) -> None:
+        """Prefill `prompt` (an agent's system prompt) into a context and the cache."""
+        tokens = self._tokenize(self._llama, prompt)
+        with self._pool.lease(lambda llama: _held(llama, tokens)) as llama:
+            held = self._reuse(llama, tokens)
+            if held < len(tokens):
+                if not llama._ctx.kv_cache_seq_rm(-1, held, -1):
+                    llama.reset()
+                    held = 0
+                llama.n_tokens = held
+                llama.eval(tokens[held:])
+            self._save(llama)
+
+    def prompt_cache_stats(self) -> PromptCacheStats:
+        return self._cache.stats()
+
+    def close(self) -> None:
+        """Every context's state and the RAM tier to disk, so a reload starts warm."""
+        if self._cache.disk is None:
+            return
+        for llama in self._pool.contexts():
+            self._save(llama)
+        self._cache.flush()
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         with self._embed_lock:
@@ -76,14 +131,34 @@ class LlamaCppBackend(Backend):
             vectors = embedder.embed(texts, normalize=True)
         return [list(map(float, vector)) for vector in vectors]
 
+    def _reuse(self, llama: llama_cpp.Llama, tokens: list[int]) -> int:
+        """Make `llama` hold the longest cached prefix of `tokens`; how many it holds."""
+        held = self._held_count(llama, tokens)
+        hit = self._cache.lookup(tokens, already=held)
+        if llama.n_tokens - held >= MIN_REUSE:
+            # Another conversation is about to be overwritten: keep it warm. (A prompt
+            # that continues this one loses only a few tokens, and its longer state
+            # will be kept in its turn.)
+            self._save(llama)
+        if hit is not None and _restore(llama, hit.entry.tokens, hit.entry.state):
+            held = hit.reuse
+        return held
+
+    def _held_count(self, llama: llama_cpp.Llama, tokens: list[int]) -> int:
+        return common_prefix(_context_tokens(llama), np.asarray(tokens, dtype=np.int32))
+
+    def _save(self, llama: llama_cpp.Llama) -> None:
+        held = _context_tokens(llama)
+        if len(held) >= MIN_REUSE and not self._cache.holds(held.tolist()):
+            self._cache.store(held.tolist(), _sequence_state(llama))
+
     def _generate(
         self,
         llama: llama_cpp.Llama,
-        prompt: str,
+        tokens: list[int],
         sampling: Sampling,
         should_stop: Callable[[], bool],
     ) -> Iterator[Token]:
-        tokens = self._tokenize(llama, prompt)
         room = llama.n_ctx() - len(tokens)
         if room <= 0:
             raise BackendError(f"prompt is {len(tokens)} tokens; the context holds {llama.n_ctx()}")
@@ -144,6 +219,47 @@ class LlamaCppBackend(Backend):
         except (ValueError, RuntimeError) as error:
             raise BackendError(f"llama.cpp cannot load {self._path.name}: {error}") from None
 
+
+def _context_tokens(llama: llama_cpp.Llama) -> np.ndarray:
+    """The tokens whose KV the context holds (its last prompt and what it generated)."""
+    return np.asarray(llama.input_ids[: llama.n_tokens], dtype=np.int32)
+
+
+def _held(llama: llama_cpp.Llama, tokens: list[int]) -> int:
+    """A context's claim on a prompt: the prefix it holds, when worth reusing."""
+    held = common_prefix(_context_tokens(llama), np.asarray(tokens, dtype=np.int32))
+    return held if held >= MIN_REUSE else 0
+
+
+def _sequence_state(llama: llama_cpp.Llama) -> bytes:
+    """The KV of the context's one sequence (not the whole context state, which carries
+    a logits buffer of up to hundreds of MB)."""
+    size = llama_cpp.llama_state_seq_get_size(llama._ctx.ctx, 0)
+    buffer = (ctypes.c_uint8 * size)()
+    written = llama_cpp.llama_state_seq_get_data(llama._ctx.ctx, buffer, size, 0)
+    return bytes(buffer[:written])
+
+
+def _restore(llama: llama_cpp.Llama, tokens: np.ndarray, state: bytes) -> bool:
+    """Load a saved sequence into `llama`; llama.generate() then prefills only what the
+    prompt adds past the part of `tokens` it shares (and drops the rest)."""
+    buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+    if llama_cpp.llama_state_seq_set_data(llama._ctx.ctx, buffer, len(state), 0) == 0:
+        llama.reset()
+        return False
+    llama.input_ids[: len(tokens)] = tokens
+    llama.n_tokens = len(tokens)
+    llama._requires_eval = True  # logits are not restored: generate() re-evaluates one token
+    return True
+
+
+def _write_state(path: Path, state: bytes) -> None:
+    path.write_bytes(state)
+
+
+_STATE_CODEC: StateCodec[bytes] = StateCodec(
+    nbytes=len, save=_write_state, load=Path.read_bytes, suffix=".kv"
+)
 
 _OPEN_LOCK = threading.Lock()
 

@@ -4,10 +4,15 @@ Concurrent requests share the model through mlx-lm's BatchGenerator (continuous
 batching): one scheduler thread inserts prompts, steps the batch and hands each
 request its tokens through a queue, so aggregate tokens/s grows with concurrency.
 Every MLX call runs under one lock, so an embedding never interleaves with a step.
+
+Prompt cache: a request whose prompt shares a prefix with a stored KV cache is inserted
+into the batch with a copy of that cache, so only the rest of its prompt is prefilled;
+every request that ends (or leaves) gives its cache back to the store for the next turn.
 """
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +24,14 @@ import mlx.core as mx
 import numpy as np
 
 from workers.backends.base import Backend, BackendError, Sampling, Token
+from workers.backends.prompt_cache import (
+    MIN_REUSE,
+    CacheLimits,
+    PromptCache,
+    StateCodec,
+    build_cache,
+)
+from workers.contract.health import PromptCacheStats
 
 Sampler = Callable[[mx.array], mx.array]
 
@@ -30,8 +43,15 @@ class MlxBackend(Backend):
     name = "mlx"
     supports_logprobs = True
 
-    def __init__(self, model_path: Path, context_length: int = 2048, max_batch: int = 8) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        context_length: int = 2048,
+        max_batch: int = 8,
+        cache_limits: CacheLimits | None = None,
+    ) -> None:
         self._path = Path(model_path)
+        self._cache = build_cache(cache_limits or CacheLimits(), _STATE_CODEC)
         self._context_length = context_length
         self._max_batch = max_batch
         self._model: Any = None
@@ -53,13 +73,31 @@ class MlxBackend(Backend):
             raise BackendError(f"mlx-lm cannot load {self._path.name}: {_one_line(e)}") from e
         self._model, self._tokenizer = loaded[0], loaded[1]
         stop_ids = sorted(self._tokenizer.eos_token_ids)
-        self._scheduler = _BatchScheduler(self._model, stop_ids, self._compute, self._max_batch)
+        self._scheduler = _BatchScheduler(
+            self._model, stop_ids, self._compute, self._max_batch, self._cache
+        )
 
     def close(self) -> None:
-        """Stop the scheduler thread and release the model."""
+        """Stop the scheduler thread, keep the cache on disk, release the model."""
         if self._scheduler is not None:
             self._scheduler.close()
+        self._cache.flush()
         self._model = self._tokenizer = self._scheduler = None
+
+    def warm(self, prompt: str) -> None:
+        """Prefill `prompt` into a KV cache of its own and store it."""
+        from mlx_lm.models.cache import make_prompt_cache
+
+        tokens = self._encode(prompt)
+        with self._compute:
+            kv = make_prompt_cache(self._model)
+            for start in range(0, len(tokens), _WARM_CHUNK):
+                self._model(mx.array([tokens[start : start + _WARM_CHUNK]]), cache=kv)
+                mx.eval([c.state for c in kv])
+        self._cache.store(tokens, kv)
+
+    def prompt_cache_stats(self) -> PromptCacheStats:
+        return self._cache.stats()
 
     @property
     def chat_template(self) -> str | None:
@@ -76,7 +114,11 @@ class MlxBackend(Backend):
         return len(self._encode(text))
 
     def generate(
-        self, prompt: str, sampling: Sampling, should_stop: Callable[[], bool]
+        self,
+        prompt: str,
+        sampling: Sampling,
+        should_stop: Callable[[], bool],
+        on_cached: Callable[[int], None] | None = None,
     ) -> Iterator[Token]:
         tokens = self._encode(prompt)
         request = _Request(
@@ -85,6 +127,7 @@ class MlxBackend(Backend):
             sampler=make_sampler(sampling),
             want_logprobs=sampling.top_logprobs is not None,
             should_stop=should_stop,
+            on_cached=on_cached,
         )
         scheduler = self._running_scheduler()
         scheduler.submit(request)
@@ -182,6 +225,7 @@ class _Request:
     sampler: Sampler
     want_logprobs: bool
     should_stop: Callable[[], bool]
+    on_cached: Callable[[int], None] | None = None
     steps: queue.SimpleQueue[_Step | BackendError | None] = field(default_factory=queue.SimpleQueue)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -203,9 +247,15 @@ class _BatchScheduler:
     """One thread owning an mlx-lm BatchGenerator; requests come in through submit()."""
 
     def __init__(
-        self, model: Any, stop_ids: list[int], compute: threading.Lock, max_batch: int
+        self,
+        model: Any,
+        stop_ids: list[int],
+        compute: threading.Lock,
+        max_batch: int,
+        cache: PromptCache[list[Any]],
     ) -> None:
         self._model = model
+        self._cache = cache
         self._stop_ids = stop_ids
         self._compute = compute
         self._max_batch = max_batch
@@ -276,22 +326,46 @@ class _BatchScheduler:
         requests = [r for r in requests if not r.wants_out()]
         if not requests:
             return
+        starts = [self._cached_start(r) for r in requests]
         with self._compute:
             uids = generator.insert(
-                [r.tokens for r in requests],
+                [r.tokens[len(done) :] for r, (_, done) in zip(requests, starts, strict=True)],
                 max_tokens=[r.max_tokens for r in requests],
+                caches=[kv for kv, _ in starts],
+                all_tokens=[done for _, done in starts],
                 samplers=[r.sampler for r in requests],
             )
         self._active.update(zip(uids, requests, strict=True))
+
+    def _cached_start(self, request: _Request) -> tuple[list[Any] | None, list[int]]:
+        """A copy of the stored KV cache for the longest prefix of the request's prompt,
+        cut to what the prompt shares (and to one token short of it: the batch must
+        prefill at least one), with the tokens it holds; (None, []) on a miss."""
+        hit = self._cache.lookup(request.tokens)
+        reuse = min(hit.reuse, len(request.tokens) - 1) if hit is not None else 0
+        if hit is None or reuse < MIN_REUSE:
+            reuse, kv = 0, None
+        else:
+            from mlx_lm.models.cache import trim_prompt_cache
+
+            with self._compute:
+                kv = copy.deepcopy(hit.entry.state)
+                trim_prompt_cache(kv, len(hit.entry.tokens) - reuse)
+        self._cache.count(reuse)
+        if request.on_cached is not None:
+            request.on_cached(reuse)
+        return kv, request.tokens[:reuse]
 
     def _drop_leavers(self, generator: Any) -> None:
         leavers = [uid for uid, request in self._active.items() if request.wants_out()]
         if not leavers:
             return
         with self._compute:
-            generator.remove(leavers)
+            kept = generator.remove(leavers, return_prompt_caches=True)
         for uid in leavers:
             self._active.pop(uid).steps.put(None)
+        for kv, tokens in kept.values():
+            self._keep(tokens, kv)
 
     def _step(self, generator: Any) -> None:
         with self._compute:
@@ -302,6 +376,17 @@ class _BatchScheduler:
         for uid, step in steps:
             request = self._active[uid] if not step.finished else self._active.pop(uid)
             request.steps.put(step)
+        for response in responses:
+            if response.finish_reason is not None and response.prompt_cache is not None:
+                self._keep(response.all_tokens, response.prompt_cache)
+
+    def _keep(self, tokens: list[int] | None, kv: list[Any] | None) -> None:
+        """A request's KV cache (prompt and answer) into the store, for its next turn."""
+        if not tokens or kv is None or len(tokens) < MIN_REUSE:
+            return
+        with self._compute:
+            mx.eval([c.state for c in kv])  # extracted caches are lazy
+        self._cache.store(list(tokens), kv)
 
     def _step_of(self, response: Any) -> _Step:
         finished = response.finish_reason is not None
@@ -317,6 +402,28 @@ class _BatchScheduler:
         self._active.clear()
         for request in self._take_new(block=False):
             request.steps.put(error)
+
+
+def _save_kv(path: Path, kv: list[Any]) -> None:
+    from mlx_lm.models.cache import save_prompt_cache
+
+    save_prompt_cache(str(path), kv)
+
+
+def _load_kv(path: Path) -> list[Any]:
+    from mlx_lm.models.cache import load_prompt_cache
+
+    return list(load_prompt_cache(str(path)))
+
+
+def _kv_bytes(kv: list[Any]) -> int:
+    return sum(int(c.nbytes) for c in kv)
+
+
+_STATE_CODEC: StateCodec[list[Any]] = StateCodec(
+    nbytes=_kv_bytes, save=_save_kv, load=_load_kv, suffix=".safetensors"
+)
+_WARM_CHUNK = 512  # prompt tokens per forward pass when warming
 
 
 def make_sampler(sampling: Sampling) -> Sampler:

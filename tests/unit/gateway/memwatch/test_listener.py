@@ -69,6 +69,7 @@ def worker_health(in_flight: int, last_request_at: float) -> Health:
         context_length=4096, rss_bytes=GB, accelerator_bytes=None, in_flight=in_flight,
         queued=0, requests_total=1, tokens_generated=1, cancelled_total=0,
         last_request_at=last_request_at, ready_at=1.0, load_seconds=1.0, error=None,
+        prompt_cache=None,
     )  # fmt: skip
 
 

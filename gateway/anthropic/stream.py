@@ -98,7 +98,7 @@ class AnthropicStream:
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                "usage": {"input_tokens": totals["input_tokens"], "output_tokens": output_tokens},
+                "usage": {**totals, "output_tokens": output_tokens},
             }
         )
 

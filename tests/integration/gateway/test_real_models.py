@@ -142,7 +142,36 @@ def test_anthropic_sdk_against_the_real_model(stack: Stack) -> None:
         streamed = "".join(stream.text_stream)
     assert streamed == message.content[0].text
     count = client.messages.count_tokens(model="smollm2-135m", messages=QUESTION)
-    assert count.input_tokens == message.usage.input_tokens
+    # Anthropic counts prompt tokens read from the cache apart from the others.
+    usage = message.usage
+    assert count.input_tokens == usage.input_tokens + (usage.cache_read_input_tokens or 0)
+
+
+def test_agent_turns_over_v1_messages_read_the_prompt_cache(stack: Stack) -> None:
+    client = anthropic.Anthropic(base_url=stack.url, api_key="unused", max_retries=0, timeout=180)
+    system = " ".join(f"Rule {i}: keep answers short and exact." for i in range(50))
+    turn = [{"role": "user", "content": "Name a planet."}]
+    options = {"model": "smollm2-135m", "max_tokens": 12, "system": system}
+    first = client.messages.create(**options, messages=turn, extra_body={"temperature": 0})
+    reply = first.content[0].text if first.content[0].type == "text" else ""
+    turn2 = [*turn, {"role": "assistant", "content": reply}, {"role": "user", "content": "Why?"}]
+    with client.messages.stream(**options, messages=turn2, extra_body={"temperature": 0}) as s:
+        second = s.get_final_message()
+    prompt1 = first.usage.input_tokens + (first.usage.cache_read_input_tokens or 0)
+    assert (second.usage.cache_read_input_tokens or 0) >= prompt1
+    assert second.usage.input_tokens < 40  # only the new turn was prefilled
+
+    def cache_stats() -> dict[str, int] | None:
+        with stack.client() as c:
+            models = c.get("/admin/status").json()["models"]
+        stats: dict[str, int] | None = next(m for m in models if m["id"] == "smollm2-135m")[
+            "prompt_cache"
+        ]
+        return stats if stats and stats["tokens_reused"] >= prompt1 else None
+
+    # /admin/status shows each worker's /health as of the gateway's last check.
+    stats = wait_until(cache_stats, timeout=10, what="the prompt cache in /admin/status")
+    assert stats["hits"] >= 1 and stats["misses"] >= 1
 
 
 def test_json_schema_output_through_gateway(stack: Stack) -> None:

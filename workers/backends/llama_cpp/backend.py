@@ -104,13 +104,8 @@ class LlamaCppBackend(Backend):
         """Prefill `prompt` (an agent's system prompt) into a context and the cache."""
         tokens = self._tokenize(self._llama, prompt)
         with self._pool.lease(lambda llama: _held(llama, tokens)) as llama:
-            held = self._reuse(llama, tokens)
-            if held < len(tokens):
-                if not llama._ctx.kv_cache_seq_rm(-1, held, -1):
-                    llama.reset()
-                    held = 0
-                llama.n_tokens = held
-                llama.eval(tokens[held:])
+            self._reuse(llama, tokens)
+            self._prefill(llama, tokens)
             self._save(llama)
 
     def prompt_cache_stats(self) -> PromptCacheStats:
@@ -144,6 +139,22 @@ class LlamaCppBackend(Backend):
             held = hit.reuse
         return held
 
+    def _prefill(self, llama: llama_cpp.Llama, tokens: list[int]) -> None:
+        """Make the context hold exactly `tokens`, evaluating what it lacks.
+
+        generate() is handed the whole prompt after this has evaluated all but its last
+        token, so the last token's logits always come from a batch of one, hit or miss:
+        a batch's size changes the arithmetic's rounding, and with it a greedy answer.
+        """
+        held = self._held_count(llama, tokens)
+        if held >= len(tokens):
+            return
+        if llama.n_tokens > held and not llama._ctx.kv_cache_seq_rm(-1, held, -1):
+            llama.reset()
+            held = 0
+        llama.n_tokens = held
+        llama.eval(tokens[held:])
+
     def _held_count(self, llama: llama_cpp.Llama, tokens: list[int]) -> int:
         return common_prefix(_context_tokens(llama), np.asarray(tokens, dtype=np.int32))
 
@@ -162,6 +173,8 @@ class LlamaCppBackend(Backend):
         room = llama.n_ctx() - len(tokens)
         if room <= 0:
             raise BackendError(f"prompt is {len(tokens)} tokens; the context holds {llama.n_ctx()}")
+        threads = self._share_cores(llama, 0)
+        self._prefill(llama, tokens[:-1])
         llama.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(31))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stream = llama.generate(
@@ -171,7 +184,6 @@ class LlamaCppBackend(Backend):
             repeat_penalty=1.0,
             grammar=_grammar(sampling.json_schema),
         )
-        threads = self._share_cores(llama, 0)
         for count, token_id in enumerate(stream, start=1):
             if should_stop() or llama_cpp.llama_vocab_is_eog(llama._model.vocab, token_id):
                 return

@@ -487,7 +487,12 @@ def test_stream_opens_a_new_block_whenever_the_kind_of_delta_changes() -> None:
         "input": {},
     }
     assert events[-2]["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
-    assert events[-2]["usage"] == {"input_tokens": 12, "output_tokens": 9}
+    assert events[-2]["usage"] == {
+        "input_tokens": 12,
+        "output_tokens": 9,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
 
 
 def test_stream_message_start_is_empty_with_the_input_token_count() -> None:
@@ -509,7 +514,12 @@ def test_stream_reports_the_matched_stop_sequence() -> None:
 def test_stream_without_a_usage_chunk_counts_chunks_and_keeps_the_hint() -> None:
     events = _run_stream([_chunk(content="a"), _chunk(content="b"), _chunk(finish="stop")], hint=7)
 
-    assert events[-2]["usage"] == {"input_tokens": 7, "output_tokens": 2}
+    assert events[-2]["usage"] == {
+        "input_tokens": 7,
+        "output_tokens": 2,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
 
 
 def test_stream_without_content_still_ends_with_message_delta_and_stop() -> None:

@@ -20,7 +20,7 @@ from gateway.config.schema import ConfigFile, ModelConfig
 from gateway.memory.probe import GB, default_prompt_cache_bytes
 from workers.contract.settings import BackendName, WorkerSettings, check_model_options
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "lmx.yaml"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "config" / "lmx.yaml"
 RESERVED_NAMES = ("default", "auto")
 
 

@@ -158,3 +158,11 @@ def test_known_parsers_and_defaults_load(tmp_path: Path) -> None:
     settings = config.worker_settings("b")
     assert settings.tool_parser == "qwen3_coder"
     assert dict(settings.defaults) == options["defaults"]
+
+
+def test_without_lmx_config_the_repo_config_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What ./scripts/serve and memwatch rely on: no LMX_CONFIG means config/lmx.yaml.
+    monkeypatch.delenv("LMX_CONFIG", raising=False)
+    config = load_config()
+    assert config.source == REPO / "config" / "lmx.yaml"
+    assert config.run_dir == REPO / "run"

@@ -17,6 +17,7 @@ from workers.contract.settings import BackendName, WorkerSettings
 from workers.server import WorkerServer, configure_logging
 
 log = logging.getLogger("workers")
+GB = 1024**3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +68,10 @@ def _settings(args: argparse.Namespace) -> WorkerSettings:
         if args.chat_template_file
         else None,
         api_keys=tuple(args.api_key),
+        prompt_cache_bytes=int(args.prompt_cache_gb * GB),
+        prompt_cache_dir=Path(args.prompt_cache_dir).resolve() if args.prompt_cache_dir else None,
+        prompt_cache_disk_bytes=int(args.prompt_cache_disk_gb * GB),
+        warm_prompts=tuple(args.warm_prompt),
     )
 
 
@@ -104,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--default", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--chat-template-file")
     p.add_argument("--api-key", action="append", default=[])
+    p.add_argument("--prompt-cache-gb", type=float, default=base.prompt_cache_bytes / GB)
+    p.add_argument("--prompt-cache-dir", help="the prompt cache's disk tier (default: none)")
+    p.add_argument("--prompt-cache-disk-gb", type=float, default=base.prompt_cache_disk_bytes / GB)
+    p.add_argument("--warm-prompt", action="append", default=[], help="a system prompt to prefill")
     return p
 
 

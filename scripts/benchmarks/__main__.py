@@ -1,6 +1,6 @@
 """./scripts/bench: what the gateway costs, and how fast each backend runs here.
 
-python -m scripts.benchmarks [--quick] [--only proxy|backends|concurrency|cold]
+python -m scripts.benchmarks [--quick] [--only proxy|backends|concurrency|cold|agent]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from scripts.benchmarks import report
 from scripts.benchmarks.load import generator
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("proxy", "backends", "concurrency", "cold")
+SECTIONS = ("proxy", "backends", "concurrency", "cold", "agent")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,11 +68,19 @@ def _cold(quick: bool) -> tuple[dict[str, Any], str]:
     return results, cold_bench.text(results)
 
 
+def _agent(quick: bool) -> tuple[dict[str, Any], str]:
+    from scripts.benchmarks import agent_bench
+
+    results = agent_bench.run(quick)
+    return results, agent_bench.text(results)
+
+
 _RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], str]]] = {
     "proxy": _proxy,
     "backends": _backends,
     "concurrency": _concurrency,
     "cold": _cold,
+    "agent": _agent,
 }
 
 

@@ -7,11 +7,13 @@ supervisord sees it die.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
 
@@ -37,7 +39,7 @@ class WorkerServer:
         self.settings = dataclasses.replace(settings, port=self._socket.getsockname()[1])
         self.worker = Worker(self.settings, backend_factory)
         self._failed_exit_delay_s = failed_exit_delay_s
-        self._server = uvicorn.Server(self._config())
+        self._server = _Server(self._config(), on_shutdown=self.worker.close)
         self.exit_code = 0
 
     @property
@@ -51,7 +53,7 @@ class WorkerServer:
             self._server.run(sockets=[self._socket])
         finally:
             self._socket.close()
-            self.worker.close()
+            self.worker.close()  # again, harmless: when the server never got to shut down
         return self.exit_code
 
     def stop(self) -> None:
@@ -75,6 +77,20 @@ class WorkerServer:
             loop="auto",
             http="auto",
         )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the SIGTERM it caught once it has shut down, which ends the
+    process before anything after run() executes; the worker's own shutdown (the prompt
+    cache to disk, MLX's scheduler thread) therefore runs inside uvicorn's."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        await asyncio.to_thread(self._on_shutdown)
 
 
 def _bind(host: str, port: int) -> socket.socket:

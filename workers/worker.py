@@ -63,6 +63,7 @@ class Worker:
         self.created = int(time.time())
         self._backend_factory = backend_factory
         self._model: LoadedModel | None = None
+        self._closed = False
 
     def load(self) -> bool:
         """Blocking: runs on the loader thread while the server already answers /health."""
@@ -83,11 +84,14 @@ class Worker:
     def close(self) -> None:
         """After the server stopped: generations still running end at their next token,
         and a backend that runs its own threads (mlx's scheduler) stops them, since a
-        native thread left running at exit aborts the process."""
+        native thread left running at exit aborts the process. Its prompt cache goes to
+        disk. Once: the server calls it on shutdown and again when it returns."""
+        if self._closed:
+            return
+        self._closed = True
         self.generation_threads.shutdown(wait=False, cancel_futures=True)
-        close_backend = getattr(self._model.backend, "close", None) if self._model else None
-        if callable(close_backend):
-            close_backend()
+        if self._model is not None:
+            self._model.backend.close()
 
     def watch(self, receive: Receive) -> RequestWatch:
         """Count a request in and watch it for its client leaving and its deadline."""

@@ -60,7 +60,7 @@ def measure_backend(backend: str, tokens: int) -> dict[str, Any]:
 
 
 def conversation(
-    url: str, model: str, tokens: int, salt: str, reload: Callable[[], None] | None = None
+    url: str, model: str | None, tokens: int, salt: str, reload: Callable[[], None] | None = None
 ) -> dict[str, float]:
     """TTFT in ms of each turn; `salt` makes this target's prompts its own."""
     messages: list[dict[str, str]] = [{"role": "system", "content": _system(salt, tokens)}]
@@ -81,12 +81,15 @@ def conversation(
 
 def _library(backend: str, tokens: int) -> dict[str, float]:
     with library_server(backend) as url:
-        return conversation(url, MODEL_IDS[backend], tokens, "library")
+        # No `model`: mlx_lm.server would try to load one by that name.
+        return conversation(url, None, tokens, "library")
 
 
-def _ttft(url: str, model: str, messages: list[dict[str, str]]) -> tuple[float, str]:
-    payload = {"model": model, "messages": messages, "temperature": 0}
+def _ttft(url: str, model: str | None, messages: list[dict[str, str]]) -> tuple[float, str]:
+    payload: dict[str, Any] = {"messages": messages, "temperature": 0}
     payload |= {"max_tokens": MAX_TOKENS, "stream": True}
+    if model is not None:
+        payload["model"] = model
     clock, text = Clock(), []
     with (
         httpx.Client(timeout=TIMEOUT_S, trust_env=False) as client,

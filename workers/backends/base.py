@@ -79,6 +79,9 @@ class Backend(ABC):
     def prompt_cache_stats(self) -> PromptCacheStats | None:
         return None
 
+    def close(self) -> None:  # noqa: B027 (an optional hook, not abstract)
+        """Stop the backend's own threads and keep what should outlive the process."""
+
     def embed(self, texts: list[str]) -> list[list[float]]:
         raise BackendError(f"the {self.name} backend does not compute embeddings")
 

@@ -208,3 +208,23 @@ def test_embeddings_agree_across_backends_and_rank_meaning(stack: Stack) -> None
     assert all(cosine(a, b) > 0.98 for a, b in zip(llama, mlx, strict=True))
     cat, kitten, taxes = llama
     assert cosine(cat, kitten) > cosine(cat, taxes)
+
+
+def test_a_model_unloaded_and_loaded_again_resumes_warm_from_disk(stack: Stack) -> None:
+    # The unload is supervisord's SIGTERM: the worker writes its prompt cache on the way out.
+    system = " ".join(f"Rule {i}: report what you see." for i in range(40))
+    messages = [{"role": "system", "content": system}, *QUESTION]
+    client = sdk(stack.url)
+    first = client.chat.completions.create(
+        model="smollm2-135m", messages=messages, temperature=0, max_tokens=6
+    )
+    with stack.client() as c:
+        c.post("/admin/models/unload", json={"model": "smollm2-135m"}).raise_for_status()
+        c.post("/admin/models/load", json={"model": "smollm2-135m"}).raise_for_status()
+    again = client.chat.completions.create(
+        model="smollm2-135m", messages=messages, temperature=0, max_tokens=6
+    )
+    assert first.usage is not None and again.usage is not None
+    details = again.usage.prompt_tokens_details
+    assert details is not None and (details.cached_tokens or 0) >= first.usage.prompt_tokens - 1
+    assert again.choices[0].message.content == first.choices[0].message.content

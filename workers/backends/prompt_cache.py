@@ -74,6 +74,8 @@ class DiskTier(Generic[State]):
         self.max_bytes = max_bytes
         self._codec = codec
         directory.mkdir(parents=True, exist_ok=True)
+        # Generation threads write while others look up: the index changes under a lock.
+        self._lock = threading.RLock()
         self._index: dict[str, np.ndarray] = {}
         for tokens_file in directory.glob("*" + _TOKENS_SUFFIX):
             key = tokens_file.name.removesuffix(_TOKENS_SUFFIX)
@@ -87,15 +89,18 @@ class DiskTier(Generic[State]):
         return sum(_size(path) for path in self._state_files())
 
     def best(self, tokens: np.ndarray) -> tuple[str, int] | None:
+        with self._lock:
+            stored_items = list(self._index.items())
         found = max(
-            ((key, common_prefix(stored, tokens)) for key, stored in self._index.items()),
+            ((key, common_prefix(stored, tokens)) for key, stored in stored_items),
             key=lambda pair: pair[1],
             default=None,
         )
         return found if found is not None and found[1] > 0 else None
 
     def tokens_of(self, key: str) -> np.ndarray:
-        return self._index[key]
+        with self._lock:
+            return self._index[key]
 
     def read(self, key: str) -> State | None:
         path = self._state_path(key)
@@ -110,9 +115,13 @@ class DiskTier(Generic[State]):
 
     def write(self, tokens: np.ndarray, state: State) -> None:
         key = _key(tokens)
-        if key in self._index:
-            self._state_path(key).touch()
-            return
+        with self._lock:
+            if key in self._index:
+                self._state_path(key).touch()
+                return
+            self._write(key, tokens, state)
+
+    def _write(self, key: str, tokens: np.ndarray, state: State) -> None:
         tmp = self.directory / f"tmp-{key}{self._codec.suffix}"
         try:
             self._codec.save(tmp, state)
@@ -139,7 +148,8 @@ class DiskTier(Generic[State]):
             self._remove(path.name.removesuffix(self._codec.suffix))
 
     def _remove(self, key: str) -> None:
-        self._index.pop(key, None)
+        with self._lock:
+            self._index.pop(key, None)
         self._state_path(key).unlink(missing_ok=True)
         (self.directory / (key + _TOKENS_SUFFIX)).unlink(missing_ok=True)
 

@@ -63,6 +63,9 @@ def conversation(
     url: str, model: str | None, tokens: int, salt: str, reload: Callable[[], None] | None = None
 ) -> dict[str, float]:
     """TTFT in ms of each turn; `salt` makes this target's prompts its own."""
+    # A first request pays one-time costs (weights paged in, MLX's lazy load, kernels):
+    # a short one here, so the cold turn measures the prompt, not the server's first use.
+    _ttft(url, model, [{"role": "user", "content": f"Hello, {salt}."}])
     messages: list[dict[str, str]] = [{"role": "system", "content": _system(salt, tokens)}]
     other = [{"role": "system", "content": _system(salt + "-other", tokens)}]
     found: dict[str, float] = {}

@@ -46,8 +46,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = base_config(
         [{"path": f"{m['id']}.json", "backend": "scripted", **m} for m in models],
         models_dir,
-        # Room for three 1 GiB models minus a half: the third load must evict.
+        # Room for three 1 GiB models minus a half: the third load must evict. Each
+        # worker's estimate also holds its prompt cache's cap, 0.1 GiB here.
         memory={"total_gb": round(used_gb + 2.5, 2), "max_memory_percent": 100},
+        workers={"prompt_cache_gb": 0.1},
     )
     with running_stack(tmp, config) as running:
         yield running
@@ -80,7 +82,7 @@ def test_model_that_cannot_fit_is_503_insufficient_memory_with_numbers(stack: St
     assert info.value.status_code == 503
     body = info.value.response.json()["error"]
     assert body["code"] == "insufficient_memory"
-    assert "needs 1000.00 GiB" in body["message"] and "available under the" in body["message"]
+    assert "needs 1000.10 GiB" in body["message"] and "available under the" in body["message"]
     assert stack.status("huge")["status"] == "unloaded"
     assert stack.status("pinned")["status"] == "ready"
 
@@ -92,7 +94,7 @@ def test_admin_memory_shows_threshold_and_per_worker_figures(stack: Stack) -> No
     assert memory["threshold_percent"] == 100
     assert memory["total_bytes"] == int(stack.config["memory"]["total_gb"] * GB)
     pinned = next(w for w in memory["workers"] if w["id"] == "pinned")
-    assert pinned["rss_bytes"] > 0 and pinned["estimate_bytes"] == GB
+    assert pinned["rss_bytes"] > 0 and pinned["estimate_bytes"] == int(1.0 * GB) + int(0.1 * GB)
 
 
 def test_idle_worker_is_unloaded_after_its_ttl(stack: Stack) -> None:

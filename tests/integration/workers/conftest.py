@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -61,6 +62,27 @@ def start(settings: WorkerSettings, failed_exit_delay_s: float = 0.2) -> Running
             raise AssertionError("worker server did not start")
         time.sleep(0.01)
     return RunningWorker(server, thread)
+
+
+@contextlib.contextmanager
+def ready_worker(settings: WorkerSettings, timeout_s: float = 120) -> Iterator[RunningWorker]:
+    """A worker started and ready; stopped when the block ends, whatever happened."""
+    worker = start(settings)
+    try:
+        worker.wait_ready(timeout_s=timeout_s)
+        yield worker
+    finally:
+        stop(worker)
+
+
+def mlx_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2 converted to MLX once per session, in the folder every MLX test uses."""
+    from workers.backends.mlx.convert_gguf import convert
+
+    model_dir = tmp_path_factory.getbasetemp() / "SmolLM2-135M-Instruct-mlx"
+    if not model_dir.is_dir():
+        convert(SMOLLM2, model_dir)
+    return model_dir
 
 
 def stop(worker: RunningWorker) -> None:

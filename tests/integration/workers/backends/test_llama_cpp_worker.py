@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from tests.integration.workers.conftest import SMOLLM2, RunningWorker, start, stop
+from tests.integration.workers.conftest import SMOLLM2, RunningWorker, ready_worker
 from workers.contract.settings import WorkerSettings
 
 pytestmark = [
@@ -32,12 +32,8 @@ def smollm2() -> Iterator[RunningWorker]:
     settings = WorkerSettings(
         model_id="smollm2", backend="llama_cpp", path=SMOLLM2, port=0, embeddings=True
     )
-    worker = start(settings)
-    try:
-        worker.wait_ready(timeout_s=120)
+    with ready_worker(settings) as worker:
         yield worker
-    finally:
-        stop(worker)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.integration.workers.conftest import SMOLLM2, RunningWorker, start, stop
+from tests.integration.workers.conftest import SMOLLM2, RunningWorker, mlx_model_dir, ready_worker
 from workers.contract.settings import WorkerSettings
 
 pytestmark = [
@@ -26,21 +26,12 @@ SHORT: list[Any] = [{"role": "system", "content": "Be brief."}, {"role": "user",
 @pytest.fixture(scope="module")
 def mlx_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
     pytest.importorskip("mlx_lm")
-    from workers.backends.mlx.convert_gguf import convert
-
-    # The directory tests/test_mlx_backend.py uses, so a session converts once.
-    model_dir = tmp_path_factory.getbasetemp() / "SmolLM2-135M-Instruct-mlx"
-    if not model_dir.is_dir():
-        convert(SMOLLM2, model_dir)
+    model_dir = mlx_model_dir(tmp_path_factory)
     settings = WorkerSettings(
         model_id="smollm2-mlx", backend="mlx", path=model_dir, port=0, context_length=512
     )
-    worker = start(settings)
-    try:
-        worker.wait_ready(timeout_s=120)
+    with ready_worker(settings) as worker:
         yield worker
-    finally:
-        stop(worker)
 
 
 def test_streams_a_short_answer_with_usage(mlx_worker: RunningWorker) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from tests.integration.workers.conftest import SMOLLM2, RunningWorker, start, stop
+from tests.integration.workers.conftest import SMOLLM2, RunningWorker, ready_worker
 from workers.contract.settings import WorkerSettings
 
 pytestmark = [
@@ -68,12 +68,8 @@ def ask_streamed(client: OpenAI, messages: list[Any]) -> tuple[str, int]:
 
 @pytest.fixture(scope="module")
 def worker() -> Iterator[RunningWorker]:
-    running = start(BASE)
-    try:
-        running.wait_ready(timeout_s=120)
+    with ready_worker(BASE) as running:
         yield running
-    finally:
-        stop(running)
 
 
 @pytest.fixture
@@ -132,9 +128,7 @@ def test_a_prompt_differing_by_one_token_reuses_nothing_past_it(worker: RunningW
 
 def test_ram_tier_stays_under_its_cap_least_recently_used() -> None:
     # About 8 MB per conversation here: a 12 MB cap keeps one, not two.
-    running = start(dataclasses.replace(BASE, prompt_cache_bytes=12 * 1024**2))
-    try:
-        running.wait_ready(timeout_s=120)
+    with ready_worker(dataclasses.replace(BASE, prompt_cache_bytes=12 * 1024**2)) as running:
         client = running.client()
         conversations = [
             [system_prompt(topic), {"role": "user", "content": "Hi."}] for topic in "XYZ"
@@ -149,42 +143,29 @@ def test_ram_tier_stays_under_its_cap_least_recently_used() -> None:
         assert cached_y >= y_tokens - 1
         _, _, cached_x = ask(client, conversations[0])
         assert cached_x < 16
-    finally:
-        stop(running)
 
 
 def test_the_disk_tier_brings_a_restarted_worker_back_warm(tmp_path: Path) -> None:
     settings = dataclasses.replace(BASE, prompt_cache_dir=tmp_path / "cache")
     messages = [system_prompt("restarts"), {"role": "user", "content": "Name a river."}]
-    running = start(settings)
-    try:
-        running.wait_ready(timeout_s=120)
+    with ready_worker(settings) as running:
         before, prompt_tokens, _ = ask(running.client(), messages)
-    finally:
-        stop(running)  # a stopping worker writes its contexts and RAM tier to disk
+    # The stopped worker wrote its contexts and its RAM tier to disk.
     assert list((tmp_path / "cache").glob("*.kv"))
-    running = start(settings)
-    try:
-        running.wait_ready(timeout_s=120)
+    with ready_worker(settings) as running:
         assert running.health()["prompt_cache"]["disk_bytes"] > 0
         after, _, cached = ask(running.client(), messages)
-    finally:
-        stop(running)
     assert cached >= prompt_tokens - 1
     assert after == before
 
 
 def test_warm_prompts_are_prefilled_at_load() -> None:
     system = system_prompt("warm start")
-    running = start(dataclasses.replace(BASE, warm_prompts=(system["content"],)))
-    try:
-        running.wait_ready(timeout_s=120)
+    with ready_worker(dataclasses.replace(BASE, warm_prompts=(system["content"],))) as running:
         deadline = time.monotonic() + 60
         while running.health()["prompt_cache"]["entries"] == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         _, prompt_tokens, cached = ask(
             running.client(), [system, {"role": "user", "content": "Hi"}]
         )
-    finally:
-        stop(running)
     assert cached >= prompt_tokens - 15  # all but the user's turn and the generation prompt

@@ -6,7 +6,6 @@ MLX prefills about 7 tokens a second on this CPU, so prompts stay near 30 tokens
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +14,13 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from tests.integration.workers.conftest import SMOLLM2, RunningWorker, start, stop
+from tests.integration.workers.conftest import (
+    SMOLLM2,
+    RunningWorker,
+    mlx_model_dir,
+    ready_worker,
+    stop,
+)
 from workers.contract.settings import WorkerSettings
 
 pytestmark = [
@@ -53,12 +58,7 @@ def ask(client: OpenAI, messages: list[Any], stream: bool = False) -> tuple[str,
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> WorkerSettings:
     pytest.importorskip("mlx_lm")
-    from workers.backends.mlx.convert_gguf import convert
-
-    # The folder the other MLX tests use, so a session converts once.
-    model_dir = tmp_path_factory.getbasetemp() / "SmolLM2-135M-Instruct-mlx"
-    if not model_dir.is_dir():
-        convert(SMOLLM2, model_dir)
+    model_dir = mlx_model_dir(tmp_path_factory)
     cache_dir = tmp_path_factory.mktemp("mlx-prompt-cache")
     return WorkerSettings(
         model_id="m",
@@ -73,12 +73,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> WorkerSettings:
 
 @pytest.fixture(scope="module")
 def worker(settings: WorkerSettings) -> Iterator[RunningWorker]:
-    running = start(settings)
-    try:
-        running.wait_ready(timeout_s=120)
+    with ready_worker(settings) as running:
         yield running
-    finally:
-        stop(running)
 
 
 def test_greedy_answers_are_identical_with_and_without_a_hit(worker: RunningWorker) -> None:
@@ -126,10 +122,6 @@ def test_the_disk_tier_brings_a_restarted_worker_back_warm(
     stop(worker)  # writes its RAM tier to disk; later tests in this module would need a new one
     assert settings.prompt_cache_dir is not None
     assert list(Path(settings.prompt_cache_dir).glob("*.safetensors"))
-    restarted = start(dataclasses.replace(settings))
-    try:
-        restarted.wait_ready(timeout_s=120)
+    with ready_worker(settings) as restarted:
         _, prompt_tokens, cached = ask(restarted.client(timeout=120), AGENT)
-    finally:
-        stop(restarted)
     assert cached == prompt_tokens - 1

@@ -12,10 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.anthropic import anthropic_error_response
 from gateway.routes import admin as admin_routes
 from gateway.routes.messages import MessagesEndpoint
 from gateway.routes.openai import ModelEndpoint
 from gateway.service import Gateway
+from workers.contract.browser_guard import BrowserGuard, BrowserPolicy
 from workers.contract.errors import ApiError, error_response
 
 log = logging.getLogger("lmx.gateway")
@@ -38,8 +40,14 @@ class GatewayApp:
         )
         self.starlette.add_exception_handler(404, _not_found)
         self.starlette.add_exception_handler(405, _method_not_allowed)
+        security, host = gateway.config.file.security, gateway.config.file.gateway.host
+        policy = BrowserPolicy.build(host, security.allowed_hosts, security.cors_origins)
+        self._guarded = BrowserGuard(self._dispatch, policy, _refusal)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._guarded(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self.fast.get(scope["path"])
             if endpoint is not None:
@@ -54,6 +62,13 @@ class GatewayApp:
             yield
         finally:
             await self.gateway.shutdown()
+
+
+def _refusal(scope: Scope, error: ApiError) -> Response:
+    """The browser guard's refusals, in the envelope of the API the request was for."""
+    if scope["path"].startswith("/v1/messages"):
+        return anthropic_error_response(error)
+    return error_response(error)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

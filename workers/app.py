@@ -8,8 +8,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
+from workers.contract.browser_guard import BrowserGuard, BrowserPolicy
 from workers.contract.errors import ApiError, error_response
+from workers.contract.settings import WorkerSettings
 from workers.routes.boundary import Boundary
 from workers.routes.chat import chat_completions
 from workers.routes.completions import completions
@@ -30,11 +33,22 @@ def create_app(worker: Worker) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Boundary, api_keys=worker.settings.api_keys)],
+        middleware=[
+            Middleware(BrowserGuard, policy=_policy(worker.settings), render=_refusal),
+            Middleware(Boundary, api_keys=worker.settings.api_keys),
+        ],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.worker = worker
     return app
+
+
+def _policy(settings: WorkerSettings) -> BrowserPolicy:
+    return BrowserPolicy.build(settings.host, settings.allowed_hosts, settings.cors_origins)
+
+
+def _refusal(scope: Scope, error: ApiError) -> Response:
+    return error_response(error, origin="worker")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -7,6 +7,7 @@ models[0]`), so a typo stops start-up with a sentence rather than a traceback.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import types
 import typing
@@ -173,6 +174,8 @@ class Config:
             prompt_cache_dir=self._prompt_cache_dir(m),
             prompt_cache_disk_bytes=int(w.prompt_cache_disk_gb * GB),
             warm_prompts=tuple(m.warm_prompts),
+            allowed_hosts=tuple(self.file.security.allowed_hosts),
+            cors_origins=tuple(self.file.security.cors_origins),
         )
 
     def _prompt_cache_dir(self, m: ModelConfig) -> Path | None:
@@ -212,6 +215,30 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"auto_load[{i}]: unknown model {model_id!r}")
     if not 1 <= f.memory.max_memory_percent <= 100:
         raise ConfigError("memory.max_memory_percent: must be between 1 and 100")
+    _check_network(f)
+
+
+def _check_network(f: ConfigFile) -> None:
+    if not _loopback(f.workers.host):
+        raise ConfigError(
+            f"workers.host: {f.workers.host!r} is not a loopback address; workers are reached "
+            "through the gateway and listen on 127.0.0.1 (or ::1) only"
+        )
+    if _loopback(f.gateway.host) or f.security.api_keys:
+        return
+    if not f.security.allow_unauthenticated_network:
+        raise ConfigError(
+            f"gateway.host: {f.gateway.host!r} would let anyone on the network use every "
+            "model; set security.api_keys, or write security.allow_unauthenticated_network: "
+            "true if that is what you want"
+        )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 def _check_name(where: str, name: str, model_ids: set[str]) -> None:

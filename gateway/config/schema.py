@@ -54,6 +54,12 @@ class MemorySection:
 class SecuritySection:
     admin_key: str | None = None
     api_keys: list[str] = field(default_factory=list)
+    # Host names a request may address besides this machine's (a reverse proxy, a LAN name).
+    allowed_hosts: list[str] = field(default_factory=list)
+    # Browser origins allowed to call the API (with CORS), e.g. http://localhost:3000.
+    cors_origins: list[str] = field(default_factory=list)
+    # Bind the gateway beyond loopback without API keys: refused unless this says so.
+    allow_unauthenticated_network: bool = False
 
 
 @dataclass(frozen=True)

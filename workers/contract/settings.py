@@ -76,6 +76,9 @@ class WorkerSettings:
     prompt_cache_disk_bytes: int = 8 * 1024**3
     # Prompts (rendered, e.g. an agent's system prompt) prefilled into the cache at load.
     warm_prompts: tuple[str, ...] = ()
+    # Host names besides this machine's, and browser origins given CORS (browser_guard).
+    allowed_hosts: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backend", BackendName(self.backend))
@@ -91,7 +94,8 @@ class WorkerSettings:
         data = json.loads(text)
         data["path"] = Path(data["path"])
         data["api_keys"] = tuple(data["api_keys"])
-        data["warm_prompts"] = tuple(data.get("warm_prompts", ()))
+        for key in ("warm_prompts", "allowed_hosts", "cors_origins"):
+            data[key] = tuple(data.get(key, ()))
         if data.get("prompt_cache_dir"):
             data["prompt_cache_dir"] = Path(data["prompt_cache_dir"])
         return cls(**data)

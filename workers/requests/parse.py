@@ -98,6 +98,10 @@ def parse_embedding_request(body: bytes) -> EmbeddingRequest:
         raise bad_request(
             "input must contain only strings (token arrays are not supported)", "input"
         )
+    for i, item in enumerate(inputs):
+        if not item:
+            param = "input" if isinstance(raw, str) else f"input[{i}]"
+            raise bad_request("input texts must not be empty", param)
     encoding = fields.optional_str("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise bad_request("encoding_format must be 'float' or 'base64'", "encoding_format")
@@ -106,7 +110,25 @@ def parse_embedding_request(body: bytes) -> EmbeddingRequest:
 
 def _json_object(body: bytes, defaults: Mapping[str, Any]) -> dict[str, Any]:
     data = parse_json_object(body)
+    _refuse_invalid_text(data)
     return {**defaults, **{key: value for key, value in data.items() if value is not None}}
+
+
+def _refuse_invalid_text(data: dict[str, Any]) -> None:
+    """JSON may carry lone UTF-16 surrogates ("\\ud800") that no tokenizer can encode:
+    refused here, naming the field, before any backend sees them."""
+    pending: list[tuple[str, Any]] = list(data.items())
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise bad_request(f"{path} is not valid text (a lone surrogate)", path) from None
+        elif isinstance(value, dict):
+            pending.extend((f"{path}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
 
 
 def _require_single_choice(fields: Fields) -> None:
@@ -159,6 +181,8 @@ def _prompt(raw: Any) -> str:
         raw = raw[0]
     if not isinstance(raw, str):
         raise bad_request("prompt must be a string (one prompt per request)", "prompt")
+    if not raw:
+        raise bad_request("prompt must not be empty", "prompt")
     return raw
 
 

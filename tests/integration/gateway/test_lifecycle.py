@@ -202,13 +202,29 @@ def test_admin_load_returns_when_ready_and_unload_stops_the_worker(stack: Stack)
 
 def test_bad_json_is_400_and_unknown_model_404_from_the_gateway(stack: Stack) -> None:
     with stack.client() as c:
-        bad = c.post("/v1/chat/completions", content=b"{nope")
+        bad = c.post(
+            "/v1/chat/completions", content=b"{nope", headers={"content-type": "application/json"}
+        )
         unknown = c.post("/v1/chat/completions", json={"model": "gpt-9", "messages": []})
     assert bad.status_code == 400
     assert bad.json()["error"]["type"] == "invalid_request_error"
     assert bad.headers["x-lmx-error-origin"] == "gateway"
     assert unknown.status_code == 404
     assert "hello" in unknown.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "envelope"), [("/v1/chat/completions", "error"), ("/v1/messages", "type")]
+)
+def test_json_nested_too_deeply_is_400_in_the_envelope(
+    stack: Stack, path: str, envelope: str
+) -> None:
+    deep = b'{"model": "hello", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with stack.client() as c:
+        response = c.post(path, content=deep, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert envelope in response.json()
+    assert "nested too deeply" in response.json()["error"]["message"]
 
 
 def test_models_list_shows_status_and_port_of_loaded(stack: Stack) -> None:

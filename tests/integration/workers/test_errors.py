@@ -16,7 +16,11 @@ USER: list[Any] = [{"role": "user", "content": "hello"}]
 
 def test_bad_json_returns_400_envelope(start_scripted: StartScripted) -> None:
     worker = start_scripted({"default": "hi"})
-    response = httpx.post(worker.base_url + "/v1/chat/completions", content=b"{not json")
+    response = httpx.post(
+        worker.base_url + "/v1/chat/completions",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.headers["x-lmx-error-origin"] == "worker"
     error = response.json()["error"]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from openai import OpenAI
 
@@ -182,3 +183,51 @@ def test_concurrent_requests_each_get_the_same_greedy_answer(client: OpenAI) -> 
     with ThreadPoolExecutor(max_workers=3) as pool:
         answers = list(pool.map(lambda _: ask(), range(3)))
     assert len(set(answers)) == 1 and "Paris" in answers[0]
+
+
+USER_SURROGATE = {"role": "user", "content": "a\ud800b"}
+SYSTEM_SURROGATE = {"role": "system", "content": "\udfff"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/chat/completions", {"messages": [USER_SURROGATE]}, "messages[0].content"),
+        ("/v1/chat/completions", {"messages": [SYSTEM_SURROGATE, *FRANCE]}, "messages[0].content"),
+        ("/v1/completions", {"prompt": "x\ud800"}, "prompt"),
+        ("/v1/embeddings", {"input": ["fine", "\ud800"]}, "input[1]"),
+        ("/v1/completions", {"prompt": ""}, "prompt"),
+        ("/v1/embeddings", {"input": ""}, "input"),
+        ("/v1/embeddings", {"input": ["a", ""]}, "input[1]"),
+    ],
+)  # fmt: skip
+def test_invalid_text_and_empty_input_are_400_naming_the_field(
+    smollm2: RunningWorker, path: str, body: dict[str, Any], param: str
+) -> None:
+    # json.dumps writes a lone surrogate as the escape "\ud800", as a client may send it.
+    content = json.dumps({"model": "smollm2", "max_tokens": 4, **body}).encode()
+    response = httpx.post(
+        smollm2.base_url + path, content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert client_answers(smollm2)
+
+
+def test_json_nested_too_deeply_is_400(smollm2: RunningWorker) -> None:
+    deep = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = httpx.post(
+        smollm2.base_url + "/v1/chat/completions",
+        content=deep,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert client_answers(smollm2)
+
+
+def client_answers(worker: RunningWorker) -> bool:
+    reply = worker.client().chat.completions.create(
+        model="smollm2", messages=FRANCE, temperature=0, max_tokens=4
+    )
+    return bool(reply.choices[0].message.content)

@@ -166,3 +166,22 @@ def test_without_lmx_config_the_repo_config_is_loaded(monkeypatch: pytest.Monkey
     config = load_config()
     assert config.source == REPO / "config" / "lmx.yaml"
     assert config.run_dir == REPO / "run"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])
+def test_a_network_bind_without_api_keys_is_refused_saying_why(tmp_path: Path, host: str) -> None:
+    message = error_for(tmp_path, two_models(gateway={"host": host}))
+    assert message.startswith(f"gateway.host: {host!r} would let anyone on the network")
+    assert "security.api_keys" in message
+
+
+def test_a_network_bind_is_allowed_with_keys_or_when_said_explicitly(tmp_path: Path) -> None:
+    keys = two_models(gateway={"host": "0.0.0.0"}, security={"api_keys": ["k"]})
+    assert load_config(write(tmp_path, keys)).file.gateway.host == "0.0.0.0"
+    said = two_models(gateway={"host": "0.0.0.0"}, security={"allow_unauthenticated_network": True})
+    assert load_config(write(tmp_path, said)).file.security.allow_unauthenticated_network
+
+
+def test_workers_must_stay_on_loopback(tmp_path: Path) -> None:
+    message = error_for(tmp_path, two_models(workers={"host": "0.0.0.0"}))
+    assert message.startswith("workers.host: '0.0.0.0' is not a loopback address")

@@ -10,9 +10,11 @@ import uvicorn
 from gateway.app import GatewayApp
 from gateway.config.loader import ConfigError, load_config
 from gateway.service import Gateway
+from workers.contract.parent_watch import exit_with_parent
 
 
 def main() -> int:
+    exit_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # httpx logs every request at INFO: a line per worker per health tick would bury the rest.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from workers.contract.parent_watch import exit_with_parent
 from workers.contract.settings import BackendName, WorkerSettings
 from workers.server import WorkerServer, configure_logging
 
@@ -23,6 +24,7 @@ GB = 1024**3
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging()
+    exit_with_parent()
     try:
         settings = _settings(args)
         server = WorkerServer(settings)

@@ -28,6 +28,7 @@ from gateway.memory.admission import memory_limit
 from gateway.memory.eviction import Resident, least_recently_used
 from gateway.memory.probe import GB, MemoryProbe, PsutilProbe
 from workers.contract.health import Health
+from workers.contract.parent_watch import exit_with_parent
 
 
 class Rpc(Protocol):
@@ -129,6 +130,7 @@ class MemWatch:
 
 
 def main() -> None:
+    exit_with_parent()
     # stdout carries supervisord's event protocol; the events go to stderr, bare, and
     # nothing else does (httpx would log every /health call).
     handler = logging.StreamHandler(sys.stderr)

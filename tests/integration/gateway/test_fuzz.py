@@ -1,0 +1,162 @@
+"""Malformed requests, generated (Hypothesis), against every model route of the real
+gateway and of a real worker's own port: never a 5xx, every refusal in its API's
+envelope, and a normal request still answered afterwards. More than 1,000 requests a run.
+
+Derandomized, so CI sees the same bodies every run; raise FUZZ_EXAMPLES to search wider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.integration.stack import Stack, base_config, running_stack, scripted_models, wait_until
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))
+GATEWAY_ROUTES = [
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/admin/models/load",
+]
+WORKER_ROUTES = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize"]
+
+# Text that tokenizers choke on, numbers at and past every bound, wrong types.
+odd_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["", "\ud800", "a\udfffb", "\x00", "<|im_end|>", "</think>", "{" * 50]),
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    odd_text,
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(odd_text, inner, max_size=4),
+    max_leaves=12,
+)
+roles = st.sampled_from(["system", "developer", "user", "assistant", "tool", "robot", ""])
+contents = st.one_of(
+    odd_text,
+    st.lists(
+        st.fixed_dictionaries({"type": st.sampled_from(["text", "image", "x"]), "text": odd_text}),
+        max_size=3,
+    ),
+    json_values,
+)
+messages = st.lists(st.fixed_dictionaries({"role": roles, "content": contents}), max_size=3)
+fields = st.fixed_dictionaries(
+    {"model": st.sampled_from(["m", "", "nope", 5])},
+    optional={
+        "messages": st.one_of(messages, json_values),
+        "prompt": st.one_of(odd_text, json_values),
+        "input": st.one_of(odd_text, st.lists(odd_text, max_size=3), json_values),
+        "system": st.one_of(odd_text, json_values),
+        "max_tokens": st.one_of(st.integers(-5, 100_000), json_values),
+        "temperature": st.one_of(st.floats(-1, 5, allow_nan=False), json_values),
+        "top_p": json_values,
+        "stream": st.one_of(st.booleans(), json_values),
+        "stop": json_values,
+        "tools": json_values,
+        "tool_choice": json_values,
+        "response_format": json_values,
+        "logprobs": json_values,
+        "n": json_values,
+        "seed": json_values,
+    },
+)
+bodies = st.one_of(
+    fields.map(lambda body: json.dumps(body).encode()),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.binary(max_size=60),
+    st.sampled_from([10, 1_000, 5_000, 100_000]).map(lambda n: b"[" * n + b"]" * n),
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("fuzz")
+    models = scripted_models(
+        tmp / "models", {"m": {"default": "Fuzzed."}}, {"m": {"embeddings": True}}
+    )
+    config = base_config(models, tmp / "models", auto_load=["m"])
+    with running_stack(tmp, config) as running:
+        wait_until(lambda: running.status("m")["status"] == "ready", 30, what="m ready")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30, trust_env=False) as client:
+        yield client
+
+
+def check(http: httpx.Client, url: str, body: bytes, anthropic: bool) -> None:
+    response = http.post(url, content=body, headers={"content-type": "application/json"})
+    assert response.status_code < 500, (url, body, response.text[:300])
+    if response.status_code >= 400:
+        envelope = response.json()
+        error = envelope["error"]
+        assert isinstance(error["message"], str) and error["message"]
+        assert (envelope.get("type") == "error") is anthropic, envelope
+
+
+def still_answers(http: httpx.Client, base_url: str) -> bool:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    reply = http.post(base_url + "/v1/chat/completions", json=body)
+    return (
+        reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "Fuzzed."
+    )
+
+
+@pytest.mark.parametrize("route", GATEWAY_ROUTES)
+def test_gateway_routes_refuse_malformed_bodies_in_their_envelope(
+    stack: Stack, http: httpx.Client, route: str
+) -> None:
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(body=bodies)
+    def fuzz(body: bytes) -> None:
+        check(http, stack.url + route, body, anthropic=route.startswith("/v1/messages"))
+
+    fuzz()
+    assert still_answers(http, stack.url)
+
+
+@pytest.mark.parametrize("route", WORKER_ROUTES)
+def test_worker_routes_refuse_malformed_bodies_in_their_envelope(
+    stack: Stack, http: httpx.Client, route: str
+) -> None:
+    worker = f"http://127.0.0.1:{stack.config['models'][0]['port']}"
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(body=bodies)
+    def fuzz(body: bytes) -> None:
+        check(http, worker + route, body, anthropic=False)
+
+    fuzz()
+    assert still_answers(http, worker)

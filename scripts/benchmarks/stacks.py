@@ -61,6 +61,7 @@ def _model(model_id: str, path: str, backend: str) -> dict[str, Any]:
         "max_concurrent": 32 if backend == "scripted" else 8,
         "max_queue": 64,
         "context_length": 2048,
+        "embeddings": backend != "scripted",  # the soak sends embeddings too
     }
 
 

@@ -1,6 +1,6 @@
-"""Malformed requests, generated (Hypothesis), against every model route of the real
-gateway and of a real worker's own port: never a 5xx, every refusal in its API's
-envelope, and a normal request still answered afterwards. More than 1,000 requests a run.
+"""Malformed requests, generated (Hypothesis), against every route that takes a body, on
+the real gateway and on a real worker's own port: never a 5xx, every refusal in its API's
+envelope, and a normal request still answered afterwards. 1,320 requests a run.
 
 Derandomized, so CI sees the same bodies every run; raise FUZZ_EXAMPLES to search wider.
 """
@@ -28,6 +28,7 @@ GATEWAY_ROUTES = [
     "/v1/messages",
     "/v1/messages/count_tokens",
     "/admin/models/load",
+    "/admin/models/unload",  # a valid body unloads m; the next request loads it again
 ]
 WORKER_ROUTES = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize"]
 

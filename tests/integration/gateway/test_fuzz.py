@@ -87,6 +87,15 @@ bodies = st.one_of(
 )
 
 
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("fuzz")
@@ -127,13 +136,7 @@ def still_answers(http: httpx.Client, base_url: str) -> bool:
 def test_gateway_routes_refuse_malformed_bodies_in_their_envelope(
     stack: Stack, http: httpx.Client, route: str
 ) -> None:
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @FUZZ
     @given(body=bodies)
     def fuzz(body: bytes) -> None:
         check(http, stack.url + route, body, anthropic=route.startswith("/v1/messages"))
@@ -148,13 +151,7 @@ def test_worker_routes_refuse_malformed_bodies_in_their_envelope(
 ) -> None:
     worker = f"http://127.0.0.1:{stack.config['models'][0]['port']}"
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @FUZZ
     @given(body=bodies)
     def fuzz(body: bytes) -> None:
         check(http, worker + route, body, anthropic=False)

@@ -115,7 +115,7 @@ class Proxy:
         except UpstreamError as exc:
             raise ApiError(502, f"worker {worker.id} did not answer: {exc}") from None
         if response.status_code in RETRYABLE_STATUSES:
-            detail = await error_text(response)
+            detail = (await worker_refusal(Upstream(worker, response))).message
             await response.aclose()
             raise ApiError(502, f"worker {worker.id} failed: {detail}", code="worker_error")
         return Upstream(worker, response)
@@ -127,20 +127,9 @@ async def worker_refusal(upstream: Upstream) -> ApiError:
     response = upstream.response
     try:
         error = json.loads(await response.aread())["error"]
-        message, type_ = (
-            str(error["message"]),
-            error.get("type"),
-        )
+        message, type_ = str(error["message"]), error.get("type")
         code, param = error.get("code"), error.get("param")
     except (ValueError, KeyError, TypeError, UpstreamError):
         message, type_, code, param = f"HTTP {response.status_code}", None, None, None
     marks = {headers.ERROR_ORIGIN: "worker", headers.MODEL: upstream.worker.id}
     return ApiError(response.status_code, message, code, param, type_, marks)
-
-
-async def error_text(response: UpstreamResponse) -> str:
-    try:
-        body = json.loads(await response.aread())
-        return str(body["error"]["message"])
-    except (ValueError, KeyError, TypeError, UpstreamError):
-        return f"HTTP {response.status_code}"

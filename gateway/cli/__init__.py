@@ -1,0 +1,7 @@
+"""The `lmx` command (placeholder until the CLI lands)."""
+
+import sys
+
+
+def main() -> None:
+    sys.exit("lmx: not built yet")

@@ -12,6 +12,7 @@ from gateway.config.loader import Config
 from gateway.fleet.fleet import Fleet
 from gateway.fleet.supervisor import Supervisor, SupervisorClient
 from gateway.fleet.watch import FleetWatch
+from gateway.library.pulls import Pulls
 from gateway.memory.probe import MemoryProbe, PsutilProbe
 from gateway.proxy.forward import Proxy
 from gateway.proxy.upstream import Timeouts, UpstreamClient
@@ -52,6 +53,7 @@ class Gateway:
         self.fleet = Fleet(config, self.supervisor, self.http, self.probe)
         self.proxy = Proxy(self.fleet, upstream_client(config))
         self.watch = FleetWatch(self.fleet)
+        self.pulls = Pulls()
 
     async def startup(self) -> None:
         self.watch.start()
@@ -61,6 +63,7 @@ class Gateway:
     async def shutdown(self) -> None:
         # Workers are supervisord's children, not ours: a gateway restart adopts them.
         await self.watch.stop()
+        self.pulls.stop()
         loads = [w.load_task for w in self.fleet.workers.values() if w.load_task]
         for task in loads:
             task.cancel()

@@ -16,6 +16,9 @@ _SCALARS = {
     6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d",
 }  # fmt: skip
 _STRING, _ARRAY = 8, 9
+# Longer than any real metadata string (chat templates run to tens of KiB): a length past
+# it is a corrupt header, and reading it would try to allocate that much.
+_MAX_STRING = 16 * 1024 * 1024
 
 
 class GgufError(ValueError):
@@ -23,6 +26,13 @@ class GgufError(ValueError):
 
 
 def read_gguf_metadata(path: Path) -> dict[str, Any]:
+    try:
+        return _read(path)
+    except struct.error:
+        raise GgufError(f"{path.name}: the GGUF header is cut short") from None
+
+
+def _read(path: Path) -> dict[str, Any]:
     with path.open("rb") as f:
         if f.read(4) != b"GGUF":
             raise GgufError(f"{path.name} is not a GGUF file")
@@ -47,6 +57,8 @@ def _skip_string(f: IO[bytes]) -> None:
 
 def _string(f: IO[bytes]) -> str:
     (length,) = struct.unpack("<Q", f.read(8))
+    if length > _MAX_STRING:
+        raise GgufError(f"a GGUF metadata string of {length} bytes: the header is corrupt")
     return f.read(length).decode("utf-8", errors="replace")
 
 

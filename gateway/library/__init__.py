@@ -1,0 +1,1 @@
+"""The models under models_dir: pulling them from a hub, deleting them."""

@@ -74,11 +74,12 @@ class FleetWatch:
             return
         w.unhealthy_since = None
         w.rss = self.fleet.probe.tree_rss(w.pid)
-        ttl = self._ttl(w)
+        ttl = self.ttl(w)
         if ttl > 0 and not w.busy and now - w.last_activity() > ttl:
             self.fleet.start_unloading(w, reason=f"idle for {ttl:g}s (ttl_s)")
 
-    def _ttl(self, w: WorkerHandle) -> float:
+    def ttl(self, w: WorkerHandle) -> float:
+        """The idle seconds after which `w` is unloaded; 0: never."""
         if w.model.pinned:
             return 0.0
         if w.model.ttl_s is not None:

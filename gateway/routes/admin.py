@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from gateway.memory.admission import memory_limit
 from gateway.memory.probe import GB
 from gateway.service import Gateway
 from workers.contract.body import parse_json_object, read_body
+from workers.contract.errors import bad_request
 from workers.contract.keys import require_admin_key, require_api_key
 
 CREATED = int(time.time())
@@ -29,7 +31,7 @@ def routes(gateway: Gateway) -> list[Route]:
 
     async def status(request: Request) -> Response:
         require_admin_key(request.scope, gateway.config.file.security.admin_key)
-        return JSONResponse({"models": gateway.fleet.status(), "memory": memory_view(gateway)})
+        return JSONResponse({"models": _status_entries(gateway), "memory": memory_view(gateway)})
 
     async def memory(request: Request) -> Response:
         require_admin_key(request.scope, gateway.config.file.security.admin_key)
@@ -37,8 +39,13 @@ def routes(gateway: Gateway) -> list[Route]:
 
     async def load(request: Request) -> Response:
         require_admin_key(request.scope, gateway.config.file.security.admin_key)
-        model_id = await _model_field(request, gateway)
+        payload = await _payload(request, gateway)
+        model_id = _resolve(payload, gateway)
         worker = gateway.fleet.workers[model_id]
+        ttl = _ttl_field(payload)
+        if ttl is not None:
+            # Like Ollama's keep_alive: this model's idle TTL from now on (until a restart).
+            worker.model = dataclasses.replace(worker.model, ttl_s=ttl)
         was_ready = worker.state is State.READY
         await gateway.fleet.ensure_ready(model_id)
         return JSONResponse({**worker.status(), "already_loaded": was_ready})
@@ -60,8 +67,30 @@ def routes(gateway: Gateway) -> list[Route]:
 
 
 async def _model_field(request: Request, gateway: Gateway) -> str:
+    return _resolve(await _payload(request, gateway), gateway)
+
+
+async def _payload(request: Request, gateway: Gateway) -> dict[str, Any]:
     limit = gateway.config.file.gateway.max_body_bytes
-    payload = parse_json_object(await read_body(request.scope, request.receive, limit))
+    return parse_json_object(await read_body(request.scope, request.receive, limit))
+
+
+def _ttl_field(payload: dict[str, Any]) -> float | None:
+    ttl = payload.get("ttl_s")
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
+        raise bad_request("`ttl_s` must be a number of idle seconds, 0 (never) or more", "ttl_s")
+    return float(ttl)
+
+
+def _status_entries(gateway: Gateway) -> list[dict[str, Any]]:
+    """Each model's status with the idle TTL that applies to it now (0: never unloaded)."""
+    workers = gateway.fleet.workers
+    return [{**e, "ttl_s": gateway.watch.ttl(workers[e["id"]])} for e in gateway.fleet.status()]
+
+
+def _resolve(payload: dict[str, Any], gateway: Gateway) -> str:
     name = payload.get("model")
     if isinstance(name, str) and name in gateway.fleet.workers:
         return name

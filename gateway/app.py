@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.anthropic import anthropic_error_response
 from gateway.routes import admin as admin_routes
+from gateway.routes import operations as operations_routes
 from gateway.routes.messages import MessagesEndpoint
 from gateway.routes.openai import ModelEndpoint
 from gateway.service import Gateway
@@ -34,7 +35,7 @@ class GatewayApp:
             "/v1/messages/count_tokens": MessagesEndpoint(gateway, count_only=True),
         }
         self.starlette = Starlette(
-            routes=admin_routes.routes(gateway),
+            routes=admin_routes.routes(gateway) + operations_routes.routes(gateway),
             lifespan=self._lifespan,
             exception_handlers={ApiError: _api_error, Exception: _unexpected},
         )

@@ -13,6 +13,7 @@ from gateway.fleet.fleet import Fleet
 from gateway.fleet.supervisor import Supervisor, SupervisorClient
 from gateway.fleet.watch import FleetWatch
 from gateway.memory.probe import MemoryProbe, PsutilProbe
+from gateway.operations import Operations
 from gateway.proxy.forward import Proxy
 from gateway.proxy.upstream import Timeouts, UpstreamClient
 from gateway.routing import Router
@@ -52,6 +53,7 @@ class Gateway:
         self.fleet = Fleet(config, self.supervisor, self.http, self.probe)
         self.proxy = Proxy(self.fleet, upstream_client(config))
         self.watch = FleetWatch(self.fleet)
+        self.operations = Operations(config)
 
     async def startup(self) -> None:
         self.watch.start()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from types import FrameType
 
 import uvicorn
 
 from gateway.app import GatewayApp
 from gateway.config.loader import ConfigError, load_config
+from gateway.operations import Operations
 from gateway.service import Gateway
 from workers.contract.parent_watch import exit_with_parent
 
@@ -23,10 +25,27 @@ def main() -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    app = GatewayApp(Gateway(config))
+    gateway = Gateway(config)
     g = config.file.gateway
-    uvicorn.run(app, host=g.host, port=g.port, log_level="warning", access_log=False)
-    return 0
+    settings = uvicorn.Config(
+        GatewayApp(gateway), host=g.host, port=g.port, log_level="warning", access_log=False
+    )
+    server = GatewayServer(settings, gateway.operations)
+    server.run()
+    return 0 if server.started else 3  # 3: what uvicorn.run exits with when it cannot start
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn, telling the gateway when a shutdown begins: uvicorn waits for every open
+    response to end, and a log follow would never end by itself."""
+
+    def __init__(self, settings: uvicorn.Config, operations: Operations) -> None:
+        super().__init__(settings)
+        self.operations = operations
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.operations.shutting_down = True
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.anthropic import anthropic_error_response
 from gateway.routes import admin as admin_routes
 from gateway.routes import pulls as pull_routes
+from gateway.routes import operations as operations_routes
 from gateway.routes.messages import MessagesEndpoint
 from gateway.routes.openai import ModelEndpoint
 from gateway.service import Gateway
@@ -35,7 +36,9 @@ class GatewayApp:
             "/v1/messages/count_tokens": MessagesEndpoint(gateway, count_only=True),
         }
         self.starlette = Starlette(
-            routes=admin_routes.routes(gateway) + pull_routes.routes(gateway),
+            routes=admin_routes.routes(gateway)
+            + pull_routes.routes(gateway)
+            + operations_routes.routes(gateway),
             lifespan=self._lifespan,
             exception_handlers={ApiError: _api_error, Exception: _unexpected},
         )

@@ -14,6 +14,7 @@ from gateway.fleet.supervisor import Supervisor, SupervisorClient
 from gateway.fleet.watch import FleetWatch
 from gateway.library.pulls import Pulls
 from gateway.memory.probe import MemoryProbe, PsutilProbe
+from gateway.operations import Operations
 from gateway.proxy.forward import Proxy
 from gateway.proxy.upstream import Timeouts, UpstreamClient
 from gateway.routing import Router
@@ -54,6 +55,7 @@ class Gateway:
         self.proxy = Proxy(self.fleet, upstream_client(config))
         self.watch = FleetWatch(self.fleet)
         self.pulls = Pulls()
+        self.operations = Operations(config)
 
     async def startup(self) -> None:
         self.watch.start()

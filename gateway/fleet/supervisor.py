@@ -14,6 +14,7 @@ import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from xml.parsers.expat import ExpatError
 
 from supervisor.xmlrpc import Faults, SupervisorTransport
 
@@ -60,6 +61,17 @@ class SupervisorError(RuntimeError):
     pass
 
 
+class UnknownProgram(SupervisorError):
+    """supervisord has no program of that name (now)."""
+
+
+@dataclass(frozen=True)
+class LogTail:
+    text: str  # the log's last bytes, from a character boundary
+    size: int  # the log's size in bytes: where a follow goes on from
+    truncated: bool  # the log holds more than `text`
+
+
 class Supervisor(Protocol):
     """What the fleet needs from supervisord; tests may pass a small fake."""
 
@@ -70,6 +82,8 @@ class Supervisor(Protocol):
     async def info(self, name: str) -> ProcessInfo | None: ...
     async def all_info(self) -> dict[str, ProcessInfo]: ...
     async def tail_log(self, name: str, length: int = 4000) -> str: ...
+    async def log_tail(self, name: str, channel: str, length: int) -> LogTail: ...
+    async def log_read(self, name: str, channel: str, offset: int, length: int) -> str: ...
 
 
 class SupervisorClient:
@@ -143,3 +157,36 @@ class SupervisorClient:
         except xmlrpc.client.Fault:
             return ""
         return str(text)
+
+    async def log_tail(self, name: str, channel: str, length: int) -> LogTail:
+        """The last `length` bytes or so of a program's `channel` ("stdout", "stderr") log.
+
+        supervisord decodes what it sends as strict UTF-8, so a start inside a character
+        fails (it answers 500): start up to three bytes later, at the next boundary."""
+        method = f"tailProcess{channel.title()}Log"
+        for shift in range(4):
+            try:
+                text, size, overflow = await self._log_call(method, name, 0, length - shift)
+                return LogTail(str(text), int(size), bool(overflow))
+            except UnknownProgram:
+                raise
+            except SupervisorError:
+                if shift == 3 or length - shift <= 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def log_read(self, name: str, channel: str, offset: int, length: int) -> str:
+        """`length` bytes of a program's log from `offset`."""
+        return str(await self._log_call(f"readProcess{channel.title()}Log", name, offset, length))
+
+    async def _log_call(self, method: str, name: str, *args: int) -> Any:
+        try:
+            return await self._call(method, name, *args)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == Faults.BAD_NAME:
+                raise UnknownProgram(f"supervisord has no program {name!r}") from None
+            raise SupervisorError(f"cannot read the log of {name}: {fault.faultString}") from None
+        except ExpatError as exc:
+            # XML 1.0 cannot carry most control characters; supervisord sends them raw.
+            message = f"the log of {name} holds bytes XML-RPC cannot carry: {exc}"
+            raise SupervisorError(message) from None

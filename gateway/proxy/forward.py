@@ -17,6 +17,7 @@ from typing import Any
 from gateway.fleet.fleet import Fleet
 from gateway.fleet.states import State
 from gateway.fleet.worker_handle import WorkerHandle
+from gateway.operations.requests import current_request
 from gateway.proxy.upstream import UpstreamClient, UpstreamError, UpstreamResponse
 from gateway.routing import Route
 from workers.contract import headers
@@ -72,29 +73,36 @@ class Proxy:
         body: bytes,
         auth: dict[str, str] | None = None,
     ) -> AsyncIterator[Upstream]:
-        """Yield the first upstream answer in the chain that is not a retryable failure."""
-        last: ApiError | None = None
-        for model_id in order_chain(self.fleet, route):
-            content = body_for(payload, body, model_id, route)
-            try:
-                upstream = await self._answer(model_id, path, content, auth or {})
-            except ApiError as exc:
-                last = exc
-                continue
-            try:
-                yield upstream
-                return
-            finally:
-                await upstream.response.aclose()
-                upstream.worker.end_request()
-        raise last or ApiError(503, f"no model of {route.requested!r} could answer")
+        """Yield the first upstream answer in the chain that is not a retryable failure.
+
+        An operator's cancel (gateway.operations.requests) lands here, and becomes an
+        ApiError once the upstream answer is closed."""
+        with current_request.get().cancellable():
+            last: ApiError | None = None
+            for model_id in order_chain(self.fleet, route):
+                content = body_for(payload, body, model_id, route)
+                try:
+                    upstream = await self._answer(model_id, path, content, auth or {})
+                except ApiError as exc:
+                    last = exc
+                    continue
+                try:
+                    yield upstream
+                    return
+                finally:
+                    await upstream.response.aclose()
+                    upstream.worker.end_request()
+            raise last or ApiError(503, f"no model of {route.requested!r} could answer")
 
     async def _answer(
         self, model_id: str, path: str, body: bytes, auth: dict[str, str]
     ) -> Upstream:
         """One model's answer; a worker found dead since the last tick is loaded again once."""
+        ticket = current_request.get()
+        ticket.trying(model_id, ready=self.fleet.workers[model_id].state is State.READY)
         for attempt in range(2):
             worker = await self.fleet.ensure_ready(model_id)
+            ticket.running()
             worker.begin_request()
             try:
                 return await self._send(worker, path, body, auth)

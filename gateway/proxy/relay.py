@@ -16,6 +16,7 @@ from starlette.types import Send
 from gateway.asgi import send_body, start_response, stop_task
 from gateway.fleet.fleet import Fleet
 from gateway.fleet.states import State
+from gateway.operations.requests import current_request
 from gateway.proxy.forward import Upstream, order_chain
 from gateway.proxy.upstream import UpstreamError
 from gateway.routing import Route
@@ -37,8 +38,10 @@ async def relay_whole(upstream: Upstream, send: Send) -> None:
 async def relay_stream(upstream: Upstream, send: Send, head: StreamHead) -> None:
     """Relay SSE bytes as they come, under the worker's own head unless one already went out."""
     await head.send_once(upstream.response.status_code, upstream.headers)
+    ticket = current_request.get()
     try:
         async for chunk in upstream.response.aiter_raw():
+            ticket.tokens += chunk.count(b"data: {")  # the worker's events, for /admin/requests
             await send_body(send, chunk, more=True)
     except UpstreamError as exc:
         error = ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc}")

@@ -21,6 +21,7 @@ from gateway.anthropic import (
     to_openai_request,
 )
 from gateway.asgi import send_body, send_json, until_disconnect
+from gateway.operations.requests import current_request
 from gateway.proxy.forward import Upstream, worker_refusal
 from gateway.proxy.relay import StreamHead, stream_head
 from gateway.proxy.upstream import UpstreamError
@@ -92,6 +93,7 @@ class _Call:
         await send_json(send, 200, {"input_tokens": int(answer["prompt_tokens"])})
 
     async def stream(self, send: Send) -> None:
+        current_request.get().stream = True
         head = StreamHead(send, self.gateway.config.file.gateway.loading_keepalive_s)
         head.keep_alive_while_loading(self.gateway.fleet, self.route)
         events = AnthropicStream(self.requested)
@@ -113,8 +115,10 @@ class _Call:
 
 
 async def _relay(upstream: Upstream, events: AnthropicStream, send: Send) -> None:
+    ticket = current_request.get()
     try:
         async for chunk in sse_payloads(upstream.response.aiter_lines()):
+            ticket.tokens += 1
             if "error" in chunk:
                 raise ApiError(502, str(chunk["error"].get("message", "worker error")))
             await _send_events(send, events.feed(chunk))

@@ -1,6 +1,7 @@
 """What every route that reaches a model starts with: the API key, then the body, read
 once under its limit. An ApiError raised before any byte went out is answered in the
-route's own error envelope; a client that left gets nothing."""
+route's own error envelope; a client that left gets nothing. Each request is listed in
+/admin/requests (gateway.operations.requests) from its arrival to its end."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ class ModelRoute(ABC):
         self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with self.gateway.operations.requests.track(scope):
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         config = self.gateway.config.file
         try:
             require_api_key(scope, config.security.api_keys)

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 from gateway.asgi import send_body, until_disconnect
+from gateway.operations.requests import current_request
 from gateway.proxy.forward import Upstream, worker_refusal
 from gateway.proxy.relay import StreamHead, relay_stream, relay_whole
 from gateway.routes.model_route import ModelRoute
@@ -60,6 +61,7 @@ class ModelEndpoint(ModelRoute):
             await relay_whole(upstream, send)
 
     async def _stream(self, request: ProxyRequest, send: Send) -> None:
+        current_request.get().stream = True
         head = StreamHead(send, self.gateway.config.file.gateway.loading_keepalive_s)
         head.keep_alive_while_loading(self.gateway.fleet, request.route)
         try:

@@ -14,8 +14,8 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.anthropic import anthropic_error_response
 from gateway.routes import admin as admin_routes
-from gateway.routes import pulls as pull_routes
 from gateway.routes import operations as operations_routes
+from gateway.routes import pulls as pull_routes
 from gateway.routes.messages import MessagesEndpoint
 from gateway.routes.openai import ModelEndpoint
 from gateway.service import Gateway

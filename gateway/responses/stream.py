@@ -177,33 +177,7 @@ class ResponsesStream:
         if item is None:
             return []
         self._item = None
-        events: list[bytes] = []
-        where: Json = {"item_id": item.id, "output_index": item.index}
-        if item.kind == "reasoning":
-            events.append(
-                self._event(
-                    "response.reasoning_text.done", **where, content_index=0, text=item.text
-                )
-            )
-        elif item.kind == "message":
-            events.append(
-                self._event(
-                    "response.output_text.done",
-                    **where,
-                    content_index=0,
-                    text=item.text,
-                    logprobs=[],
-                )
-            )
-        else:
-            events.append(
-                self._event(
-                    "response.function_call_arguments.done",
-                    **where,
-                    name=item.name,
-                    arguments=item.text,
-                )
-            )
+        events = [self._done(item)]
         part = _part(item.kind, item.text)
         if part is not None:
             events.append(self._part_event("response.content_part.done", part, item))
@@ -211,6 +185,21 @@ class ResponsesStream:
         self._output.append(whole)
         events.append(self._event("response.output_item.done", output_index=item.index, item=whole))
         return events
+
+    def _done(self, item: _Item) -> bytes:
+        """The event with the item's whole text (or arguments)."""
+        where: Json = {"item_id": item.id, "output_index": item.index}
+        if item.kind == "reasoning":
+            return self._event(
+                "response.reasoning_text.done", **where, content_index=0, text=item.text
+            )
+        if item.kind == "message":
+            return self._event(
+                "response.output_text.done", **where, content_index=0, text=item.text, logprobs=[]
+            )
+        return self._event(
+            "response.function_call_arguments.done", **where, name=item.name, arguments=item.text
+        )
 
     def _text_delta(self, kind: str, text: str, **extra: Any) -> bytes:
         item = self._item

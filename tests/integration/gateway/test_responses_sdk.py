@@ -86,8 +86,13 @@ SCRIPTS: dict[str, Json] = {
     },
     # Fails after four tokens: "Hal", "f", " an", " ans".
     "flaky": {"default": HALF_AN_ANSWER, "fail_after_tokens": 4},
+    # One request at a time, none waiting: a second one is refused while the first runs.
+    "busy": {"default": "tick " * 200, "token_delay_s": 0.02},
 }
-MODEL_OPTIONS: dict[str, Json] = {"local": {"tool_parser": "hermes", "reasoning_parser": "think"}}
+MODEL_OPTIONS: dict[str, Json] = {
+    "local": {"tool_parser": "hermes", "reasoning_parser": "think"},
+    "busy": {"max_concurrent": 1, "max_queue": 0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -513,6 +518,18 @@ def test_a_worker_refusal_comes_through_in_the_openai_envelope(client: openai.Op
         client.responses.create(model="flaky", input="Hi")
 
     assert "scripted failure after 4 tokens" in _error_of(caught)["message"]
+    assert caught.value.response.headers["x-lmx-error-origin"] == "worker"
+
+
+def test_a_full_queue_is_a_429_with_retry_after_as_on_the_chat_route(
+    client: openai.OpenAI,
+) -> None:
+    with client.responses.stream(model="busy", input="Hi") as running:
+        next(e for e in running if e.type == "response.output_text.delta")  # it holds the slot
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.responses.create(model="busy", input="Hi")
+
+    assert caught.value.response.headers["retry-after"].isdigit()
     assert caught.value.response.headers["x-lmx-error-origin"] == "worker"
 
 

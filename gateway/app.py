@@ -13,10 +13,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.anthropic import anthropic_error_response
+from gateway.responses import ResponseStore
 from gateway.routes import admin as admin_routes
 from gateway.routes import operations as operations_routes
 from gateway.routes import pulls as pull_routes
+from gateway.routes import responses as responses_routes
 from gateway.routes.messages import MessagesEndpoint
+from gateway.routes.model_route import ModelRoute
 from gateway.routes.openai import ModelEndpoint
 from gateway.service import Gateway
 from workers.contract.browser_guard import BrowserGuard, BrowserPolicy
@@ -28,17 +31,20 @@ log = logging.getLogger("lmx.gateway")
 class GatewayApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.fast: dict[str, ModelEndpoint | MessagesEndpoint] = {
+        self.store = store = ResponseStore.for_config(gateway.config)
+        self.fast: dict[str, ModelRoute] = {
             "/v1/chat/completions": ModelEndpoint(gateway, "/v1/chat/completions"),
             "/v1/completions": ModelEndpoint(gateway, "/v1/completions"),
             "/v1/embeddings": ModelEndpoint(gateway, "/v1/embeddings", streams=False),
             "/v1/messages": MessagesEndpoint(gateway),
             "/v1/messages/count_tokens": MessagesEndpoint(gateway, count_only=True),
+            "/v1/responses": responses_routes.ResponsesEndpoint(gateway, store),
         }
         self.starlette = Starlette(
             routes=admin_routes.routes(gateway)
             + pull_routes.routes(gateway)
-            + operations_routes.routes(gateway),
+            + operations_routes.routes(gateway)
+            + responses_routes.routes(gateway, store),
             lifespan=self._lifespan,
             exception_handlers={ApiError: _api_error, Exception: _unexpected},
         )
@@ -66,6 +72,7 @@ class GatewayApp:
             yield
         finally:
             await self.gateway.shutdown()
+            self.store.close()
 
 
 def _refusal(scope: Scope, error: ApiError) -> Response:

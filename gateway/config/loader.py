@@ -215,7 +215,15 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"auto_load[{i}]: unknown model {model_id!r}")
     if not 1 <= f.memory.max_memory_percent <= 100:
         raise ConfigError("memory.max_memory_percent: must be between 1 and 100")
+    _check_responses(f)
     _check_network(f)
+
+
+def _check_responses(f: ConfigFile) -> None:
+    if f.responses.max_age_days <= 0:
+        raise ConfigError("responses.max_age_days: must be more than 0")
+    if f.responses.max_bytes < 1:
+        raise ConfigError("responses.max_bytes: must be at least 1")
 
 
 def _check_network(f: ConfigFile) -> None:

@@ -63,6 +63,16 @@ class SecuritySection:
 
 
 @dataclass(frozen=True)
+class ResponsesSection:
+    """The /v1/responses store (run_dir/responses.sqlite3): what it keeps, and how long."""
+
+    # Stored responses older than this are deleted (pruned on each write).
+    max_age_days: float = 30.0
+    # Past this total size the oldest are deleted; the newest response is always kept.
+    max_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Preset:
     model: str
     system: str | None = None
@@ -114,4 +124,5 @@ class ConfigFile:
     memory: MemorySection = field(default_factory=MemorySection)
     security: SecuritySection = field(default_factory=SecuritySection)
     routing: RoutingSection = field(default_factory=RoutingSection)
+    responses: ResponsesSection = field(default_factory=ResponsesSection)
     auto_load: list[str] = field(default_factory=list)

@@ -130,8 +130,9 @@ class Proxy:
 
 
 async def worker_refusal(upstream: Upstream) -> ApiError:
-    """A worker's error answer, re-raised as the worker's: its status, message, type and
-    code, marked as the worker's and naming the model (for routes that re-render it)."""
+    """A worker's error answer, re-raised as the worker's: its status, message, type, code
+    and Retry-After, marked as the worker's and naming the model (for routes that re-render
+    it)."""
     response = upstream.response
     try:
         error = json.loads(await response.aread())["error"]
@@ -140,4 +141,7 @@ async def worker_refusal(upstream: Upstream) -> ApiError:
     except (ValueError, KeyError, TypeError, UpstreamError):
         message, type_, code, param = f"HTTP {response.status_code}", None, None, None
     marks = {headers.ERROR_ORIGIN: "worker", headers.MODEL: upstream.worker.id}
+    for name, value in response.raw_headers:
+        if name.lower() == b"retry-after":  # a full queue's 429 says when to come back
+            marks["Retry-After"] = value.decode("latin-1")
     return ApiError(response.status_code, message, code, param, type_, marks)

@@ -7,9 +7,6 @@ in Anthropic's envelope, so the `anthropic` SDK raises its own exception classes
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -20,19 +17,13 @@ from gateway.anthropic import (
     to_openai_count_request,
     to_openai_request,
 )
-from gateway.asgi import send_body, send_json, until_disconnect
-from gateway.operations.requests import current_request
-from gateway.proxy.forward import Upstream, worker_refusal
-from gateway.proxy.relay import StreamHead, stream_head
-from gateway.proxy.upstream import UpstreamError
+from gateway.asgi import send_json, until_disconnect
+from gateway.routes.chat_call import ChatCall, model_header
 from gateway.routes.model_route import ModelRoute
-from gateway.routing import Route
 from gateway.service import Gateway
-from workers.contract import headers
 from workers.contract.body import parse_json_object
 from workers.contract.errors import ApiError
 from workers.contract.keys import forwarded_auth
-from workers.contract.sse import sse_payloads
 
 
 class MessagesEndpoint(ModelRoute):
@@ -53,105 +44,21 @@ class MessagesEndpoint(ModelRoute):
         payload = translate(anthropic)
         route = self.gateway.router.resolve(anthropic.get("model"))
         requested = str(anthropic["model"])
-        call = _Call(self.gateway, route, payload, forwarded_auth(scope), requested)
+        call = ChatCall(self.gateway, route, payload, forwarded_auth(scope))
         if self.count_only:
-            work = call.count(send)
+            work = _count(call, send)
         elif payload.get("stream"):
-            work = call.stream(send)
+            work = call.stream(send, AnthropicStream(requested))
         else:
-            work = call.whole(send)
+            work = _whole(call, send, requested)
         await until_disconnect(receive, work)
 
 
-class _Call:
-    def __init__(
-        self,
-        gateway: Gateway,
-        route: Route,
-        payload: dict[str, Any],
-        auth: dict[str, str],
-        requested: str,
-    ) -> None:
-        self.gateway = gateway
-        self.route = route
-        self.payload = payload
-        self.auth = auth
-        self.requested = requested
-
-    def _open(self, path: str = "/v1/chat/completions") -> Any:
-        body = json.dumps(self.payload).encode()
-        return self.gateway.proxy.open(self.route, path, self.payload, body, self.auth)
-
-    async def whole(self, send: Send) -> None:
-        async with self._open() as upstream:
-            answer = await _json_answer(upstream)
-        await send_json(send, 200, to_anthropic_message(answer, self.requested), _model(upstream))
-
-    async def count(self, send: Send) -> None:
-        async with self._open("/tokenize") as upstream:
-            answer = await _json_answer(upstream)
-        await send_json(send, 200, {"input_tokens": int(answer["prompt_tokens"])})
-
-    async def stream(self, send: Send) -> None:
-        current_request.get().stream = True
-        head = StreamHead(send, self.gateway.config.file.gateway.loading_keepalive_s)
-        head.keep_alive_while_loading(self.gateway.fleet, self.route)
-        events = AnthropicStream(self.requested)
-        try:
-            async with self._open() as upstream:
-                await head.stop_keepalive()
-                status = upstream.response.status_code
-                if status != 200:
-                    raise await worker_refusal(upstream)
-                await head.send_once(200, stream_head(upstream.worker.id))
-                await _send_events(send, events.start(_prompt_tokens(upstream)))
-                await _relay(upstream, events, send)
-        except ApiError as exc:
-            await head.stop_keepalive()
-            if not head.sent:
-                raise
-            await _send_events(send, events.error(exc))
-        await send_body(send, b"")
+async def _whole(call: ChatCall, send: Send, requested: str) -> None:
+    answer, model_id = await call.answer()
+    await send_json(send, 200, to_anthropic_message(answer, requested), model_header(model_id))
 
 
-async def _relay(upstream: Upstream, events: AnthropicStream, send: Send) -> None:
-    ticket = current_request.get()
-    try:
-        async for chunk in sse_payloads(upstream.response.aiter_lines()):
-            ticket.tokens += 1
-            if "error" in chunk:
-                raise ApiError(502, str(chunk["error"].get("message", "worker error")))
-            await _send_events(send, events.feed(chunk))
-    except (UpstreamError, ValueError, AttributeError, TypeError) as exc:
-        # UpstreamError: the worker went away; the others: a chunk that is not an object.
-        raise ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc}") from None
-    await _send_events(send, events.finish())
-
-
-async def _send_events(send: Send, events: list[bytes]) -> None:
-    for event in events:
-        await send_body(send, event, more=True)
-
-
-def _prompt_tokens(upstream: Upstream) -> int:
-    """What the worker says the prompt took (0 from a worker that does not say)."""
-    for name, value in upstream.response.raw_headers:
-        if name.lower() == headers.PROMPT_TOKENS.encode() and value.isdigit():
-            return int(value)
-    return 0
-
-
-async def _json_answer(upstream: Upstream) -> dict[str, Any]:
-    if upstream.response.status_code != 200:
-        raise await worker_refusal(upstream)
-    try:
-        answer = json.loads(await upstream.response.aread())
-    except ValueError as exc:  # an UpstreamError is already an ApiError (502)
-        raise ApiError(502, f"worker {upstream.worker.id} sent malformed JSON: {exc}") from None
-    if not isinstance(answer, dict):
-        raise ApiError(502, f"worker {upstream.worker.id} sent a malformed answer")
-    return answer
-
-
-def _model(upstream: Upstream) -> list[tuple[bytes, bytes]]:
-    return [(headers.MODEL.encode(), upstream.worker.id.encode())]
+async def _count(call: ChatCall, send: Send) -> None:
+    answer, _ = await call.answer("/tokenize")
+    await send_json(send, 200, {"input_tokens": int(answer["prompt_tokens"])})

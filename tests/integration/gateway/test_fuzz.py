@@ -1,6 +1,6 @@
 """Malformed requests, generated (Hypothesis), against every route that takes a body, on
 the real gateway and on a real worker's own port: never a 5xx, every refusal in its API's
-envelope, and a normal request still answered afterwards. 1,320 requests a run.
+envelope, and a normal request still answered afterwards. 1,440 requests a run.
 
 Derandomized, so CI sees the same bodies every run; raise FUZZ_EXAMPLES to search wider.
 """
@@ -27,6 +27,7 @@ GATEWAY_ROUTES = [
     "/v1/embeddings",
     "/v1/messages",
     "/v1/messages/count_tokens",
+    "/v1/responses",
     "/admin/models/load",
     "/admin/models/unload",  # a valid body unloads m; the next request loads it again
 ]
@@ -59,12 +60,38 @@ contents = st.one_of(
     json_values,
 )
 messages = st.lists(st.fixed_dictionaries({"role": roles, "content": contents}), max_size=3)
+# Responses API input items, of every kind it knows and some it does not.
+items = st.lists(
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(
+                ["message", "function_call", "function_call_output", "reasoning", "x"]
+            )
+        },
+        optional={
+            "role": roles,
+            "content": contents,
+            "call_id": odd_text,
+            "name": odd_text,
+            "arguments": odd_text,
+            "output": json_values,
+            "summary": json_values,
+        },
+    ),
+    max_size=3,
+)
 fields = st.fixed_dictionaries(
     {"model": st.sampled_from(["m", "", "nope", 5])},
     optional={
         "messages": st.one_of(messages, json_values),
         "prompt": st.one_of(odd_text, json_values),
-        "input": st.one_of(odd_text, st.lists(odd_text, max_size=3), json_values),
+        "input": st.one_of(odd_text, st.lists(odd_text, max_size=3), items, json_values),
+        "instructions": st.one_of(odd_text, json_values),
+        "previous_response_id": st.one_of(odd_text, json_values),
+        "max_output_tokens": st.one_of(st.integers(-5, 100_000), json_values),
+        "text": json_values,
+        "reasoning": json_values,
+        "store": json_values,
         "system": st.one_of(odd_text, json_values),
         "max_tokens": st.one_of(st.integers(-5, 100_000), json_values),
         "temperature": st.one_of(st.floats(-1, 5, allow_nan=False), json_values),

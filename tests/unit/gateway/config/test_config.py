@@ -185,3 +185,13 @@ def test_a_network_bind_is_allowed_with_keys_or_when_said_explicitly(tmp_path: P
 def test_workers_must_stay_on_loopback(tmp_path: Path) -> None:
     message = error_for(tmp_path, two_models(workers={"host": "0.0.0.0"}))
     assert message.startswith("workers.host: '0.0.0.0' is not a loopback address")
+
+
+def test_responses_store_limits_load_and_are_checked(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, two_models(responses={"max_age_days": 7})))
+    assert config.file.responses.max_age_days == 7.0
+    assert config.file.responses.max_bytes == 256 * 1024 * 1024
+    message = error_for(tmp_path, two_models(responses={"max_age_days": 0}))
+    assert message == "responses.max_age_days: must be more than 0"
+    message = error_for(tmp_path, two_models(responses={"max_bytes": 0}))
+    assert message == "responses.max_bytes: must be at least 1"

@@ -1,9 +1,8 @@
 """Anthropic Messages request bodies, checked and rewritten as OpenAI chat requests.
 
-Every refusal is a 400 whose message and `param` name the field by its dotted path
-(`messages.2.content.0.source.type`), so a client sees which part of its body was wrong.
-Fields the workers have no use for (`top_k`, `metadata`, `cache_control`, ...) are
-checked for shape where cheap and then dropped.
+Every refusal is a 400 naming the field by its dotted path (gateway.body_fields). Fields
+the workers have no use for (`top_k`, `metadata`, `cache_control`, ...) are checked for
+shape where cheap and then dropped.
 """
 
 from __future__ import annotations
@@ -11,9 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workers.contract.errors import ApiError
-
-Json = dict[str, Any]
+from gateway.body_fields import (
+    Json,
+    as_object,
+    check,
+    invalid,
+    number,
+    optional,
+    positive_int,
+    required,
+)
 
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 _THINKING_TYPES = ("enabled", "disabled", "adaptive")
@@ -21,11 +27,11 @@ _THINKING_TYPES = ("enabled", "disabled", "adaptive")
 
 def to_openai_request(body: Any) -> Json:
     """A /v1/messages body as the chat completion request a worker understands."""
-    body = _as_object(body, "body")
+    body = as_object(body, "body")
     request = _conversation(body)
-    request["max_tokens"] = _positive_int(body, "max_tokens")
+    request["max_tokens"] = positive_int(body, "max_tokens")
     request.update(_sampling(body))
-    if _optional(body, "stream", bool):
+    if optional(body, "stream", bool):
         request["stream"] = True
         request["stream_options"] = {"include_usage": True}
     return request
@@ -33,13 +39,13 @@ def to_openai_request(body: Any) -> Json:
 
 def to_openai_count_request(body: Any) -> Json:
     """A /v1/messages/count_tokens body as a chat request: the prompt, tools, no sampling."""
-    return _conversation(_as_object(body, "body"))
+    return _conversation(as_object(body, "body"))
 
 
 def _conversation(body: Json) -> Json:
-    model = _required(body, "model", str)
+    model = required(body, "model", str)
     if not model:
-        raise _invalid("model", "must not be empty")
+        raise invalid("model", "must not be empty")
     request: Json = {"model": model, "messages": _system(body) + _messages(body)}
     request.update(_tools(body))
     thinking = _thinking(body)
@@ -49,89 +55,39 @@ def _conversation(body: Json) -> Json:
     return request
 
 
-# -- field helpers ------------------------------------------------------------------------
-
-
-def _invalid(path: str, problem: str) -> ApiError:
-    return ApiError(400, f"{path}: {problem}", code="invalid_request", param=path)
-
-
-_TYPE_NAMES = {str: "a string", bool: "a boolean", list: "a list", dict: "an object"}
-
-
-def _check(value: Any, path: str, type_: type) -> Any:
-    if not isinstance(value, type_):
-        raise _invalid(path, f"must be {_TYPE_NAMES.get(type_, type_.__name__)}")
-    return value
-
-
-def _required(obj: Json, key: str, type_: type, prefix: str = "") -> Any:
-    path = f"{prefix}{key}"
-    if obj.get(key) is None:
-        raise _invalid(path, "field required")
-    return _check(obj[key], path, type_)
-
-
-def _optional(obj: Json, key: str, type_: type, prefix: str = "") -> Any:
-    value = obj.get(key)
-    return None if value is None else _check(value, f"{prefix}{key}", type_)
-
-
-def _as_object(value: Any, path: str) -> Json:
-    return _check(value, path, dict)
-
-
-def _number(obj: Json, key: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _invalid(key, "must be a number")
-    return value
-
-
-def _positive_int(obj: Json, key: str, prefix: str = "") -> int:
-    value = obj.get(key)
-    if value is None:
-        raise _invalid(f"{prefix}{key}", "field required")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _invalid(f"{prefix}{key}", "must be an integer of at least 1")
-    return value
-
-
 # -- top-level options --------------------------------------------------------------------
 
 
 def _sampling(body: Json) -> Json:
     options: Json = {}
     for key in ("temperature", "top_p"):
-        value = _number(body, key)
+        value = number(body, key)
         if value is not None:
             options[key] = value
-    _number(body, "top_k")  # checked for shape; the workers sample without it
-    _optional(body, "metadata", dict)
-    stops = _optional(body, "stop_sequences", list)
+    number(body, "top_k")  # checked for shape; the workers sample without it
+    optional(body, "metadata", dict)
+    stops = optional(body, "stop_sequences", list)
     if stops:
-        options["stop"] = [_check(s, f"stop_sequences.{i}", str) for i, s in enumerate(stops)]
+        options["stop"] = [check(s, f"stop_sequences.{i}", str) for i, s in enumerate(stops)]
     return options
 
 
 def _thinking(body: Json) -> bool | None:
-    thinking = _optional(body, "thinking", dict)
+    thinking = optional(body, "thinking", dict)
     if thinking is None:
         return None
     kind = thinking.get("type")
     if kind not in _THINKING_TYPES:
-        raise _invalid("thinking.type", "must be 'enabled', 'disabled' or 'adaptive'")
+        raise invalid("thinking.type", "must be 'enabled', 'disabled' or 'adaptive'")
     if "budget_tokens" in thinking:
-        _positive_int(thinking, "budget_tokens", "thinking.")
+        positive_int(thinking, "budget_tokens", "thinking.")
     return kind != "disabled"
 
 
 def _tools(body: Json) -> Json:
-    tools = _optional(body, "tools", list) or []
-    converted = [_tool(_as_object(t, f"tools.{i}"), f"tools.{i}.") for i, t in enumerate(tools)]
-    choice = _optional(body, "tool_choice", dict)
+    tools = optional(body, "tools", list) or []
+    converted = [_tool(as_object(t, f"tools.{i}"), f"tools.{i}.") for i, t in enumerate(tools)]
+    choice = optional(body, "tool_choice", dict)
     options: Json = {"tools": converted} if converted else {}
     if choice is not None:
         names = {t["function"]["name"] for t in converted}
@@ -142,10 +98,10 @@ def _tools(body: Json) -> Json:
 def _tool(tool: Json, prefix: str) -> Json:
     kind = tool.get("type")
     if kind not in (None, "custom"):
-        raise _invalid(f"{prefix}type", f"server tool {kind!r} is not supported here")
-    name = _required(tool, "name", str, prefix)
-    function: Json = {"name": name, "parameters": _required(tool, "input_schema", dict, prefix)}
-    description = _optional(tool, "description", str, prefix)
+        raise invalid(f"{prefix}type", f"server tool {kind!r} is not supported here")
+    name = required(tool, "name", str, prefix)
+    function: Json = {"name": name, "parameters": required(tool, "input_schema", dict, prefix)}
+    description = optional(tool, "description", str, prefix)
     if description:
         function["description"] = description
     return {"type": "function", "function": function}
@@ -159,12 +115,12 @@ def _tool_choice(choice: Json, names: set[str]) -> Json:
     if kind in _TOOL_CHOICES:
         options["tool_choice"] = _TOOL_CHOICES[kind]
     elif kind == "tool":
-        name = _required(choice, "name", str, "tool_choice.")
+        name = required(choice, "name", str, "tool_choice.")
         if name not in names:
-            raise _invalid("tool_choice.name", f"no tool named {name!r} in tools")
+            raise invalid("tool_choice.name", f"no tool named {name!r} in tools")
         options["tool_choice"] = {"type": "function", "function": {"name": name}}
     else:
-        raise _invalid("tool_choice.type", "must be one of 'auto', 'any', 'tool', 'none'")
+        raise invalid("tool_choice.type", "must be one of 'auto', 'any', 'tool', 'none'")
     return options
 
 
@@ -174,7 +130,7 @@ def _system(body: Json) -> list[Json]:
         return []
     if isinstance(system, str):
         return [{"role": "system", "content": system}]
-    blocks = _check(system, "system", list)
+    blocks = check(system, "system", list)
     texts = [_text(_block(b, f"system.{i}"), f"system.{i}") for i, b in enumerate(blocks)]
     return [{"role": "system", "content": "\n".join(texts)}] if texts else []
 
@@ -183,13 +139,13 @@ def _system(body: Json) -> list[Json]:
 
 
 def _messages(body: Json) -> list[Json]:
-    messages = _required(body, "messages", list)
+    messages = required(body, "messages", list)
     if not messages:
-        raise _invalid("messages", "must contain at least one message")
+        raise invalid("messages", "must contain at least one message")
     converted: list[Json] = []
     for i, message in enumerate(messages):
         path = f"messages.{i}"
-        message = _as_object(message, path)
+        message = as_object(message, path)
         role = message.get("role")
         blocks = _content(message, path)
         if role == "user":
@@ -198,7 +154,7 @@ def _messages(body: Json) -> list[Json]:
             converted.append(_assistant_message(blocks))
         else:
             hint = "; system prompts go in the top-level 'system' field" if role == "system" else ""
-            raise _invalid(f"{path}.role", f"must be 'user' or 'assistant'{hint}")
+            raise invalid(f"{path}.role", f"must be 'user' or 'assistant'{hint}")
     return converted
 
 
@@ -208,22 +164,22 @@ def _content(message: Json, path: str) -> list[tuple[str, Json]]:
     if isinstance(content, str):
         return [(f"{path}.content", {"type": "text", "text": content})]
     if not isinstance(content, list):
-        raise _invalid(f"{path}.content", "must be a string or a list of content blocks")
+        raise invalid(f"{path}.content", "must be a string or a list of content blocks")
     return [
         (f"{path}.content.{i}", _block(b, f"{path}.content.{i}")) for i, b in enumerate(content)
     ]
 
 
 def _block(block: Any, path: str) -> Json:
-    block = _as_object(block, path)
-    _required(block, "type", str, f"{path}.")
+    block = as_object(block, path)
+    required(block, "type", str, f"{path}.")
     return block
 
 
 def _text(block: Json, path: str) -> str:
     if block["type"] != "text":
-        raise _invalid(f"{path}.type", "must be 'text'")
-    return _required(block, "text", str, f"{path}.")
+        raise invalid(f"{path}.type", "must be 'text'")
+    return required(block, "text", str, f"{path}.")
 
 
 def _user_messages(blocks: list[tuple[str, Json]]) -> list[Json]:
@@ -240,7 +196,7 @@ def _user_messages(blocks: list[tuple[str, Json]]) -> list[Json]:
         elif kind == "image":
             parts.append(_image(block, block_path))
         else:
-            raise _invalid(f"{block_path}.type", f"{kind!r} blocks are not supported in user turns")
+            raise invalid(f"{block_path}.type", f"{kind!r} blocks are not supported in user turns")
     if parts or not tool_messages:
         tool_messages.append({"role": "user", "content": _user_content(parts)})
     return tool_messages
@@ -254,33 +210,33 @@ def _user_content(parts: list[Json]) -> str | list[Json]:
 
 
 def _image(block: Json, path: str) -> Json:
-    source = _required(block, "source", dict, f"{path}.")
+    source = required(block, "source", dict, f"{path}.")
     prefix = f"{path}.source."
     kind = source.get("type")
     if kind == "base64":
-        media_type = _required(source, "media_type", str, prefix)
-        url = f"data:{media_type};base64,{_required(source, 'data', str, prefix)}"
+        media_type = required(source, "media_type", str, prefix)
+        url = f"data:{media_type};base64,{required(source, 'data', str, prefix)}"
     elif kind == "url":
-        url = _required(source, "url", str, prefix)
+        url = required(source, "url", str, prefix)
     else:
-        raise _invalid(f"{prefix}type", "must be 'base64' or 'url'")
+        raise invalid(f"{prefix}type", "must be 'base64' or 'url'")
     return {"type": "image_url", "image_url": {"url": url}}
 
 
 def _tool_result(block: Json, path: str) -> Json:
-    tool_use_id = _required(block, "tool_use_id", str, f"{path}.")
+    tool_use_id = required(block, "tool_use_id", str, f"{path}.")
     content = block.get("content")
     if content is None:
         text = ""
     elif isinstance(content, str):
         text = content
     else:
-        items = _check(content, f"{path}.content", list)
+        items = check(content, f"{path}.content", list)
         text = "\n".join(
             _text(_block(b, f"{path}.content.{i}"), f"{path}.content.{i}")
             for i, b in enumerate(items)
         )
-    if _optional(block, "is_error", bool, f"{path}."):
+    if optional(block, "is_error", bool, f"{path}."):
         # OpenAI tool messages have no error flag; the model learns it from the text.
         text = f"Error: {text}" if text else "Error"
     return {"role": "tool", "tool_call_id": tool_use_id, "content": text}
@@ -295,11 +251,11 @@ def _assistant_message(blocks: list[tuple[str, Json]]) -> Json:
         if kind == "text":
             texts.append(_text(block, block_path))
         elif kind == "thinking":
-            reasoning.append(_required(block, "thinking", str, f"{block_path}."))
+            reasoning.append(required(block, "thinking", str, f"{block_path}."))
         elif kind == "tool_use":
             tool_calls.append(_tool_call(block, block_path))
         elif kind != "redacted_thinking":  # encrypted for Claude only: nothing to pass on
-            raise _invalid(
+            raise invalid(
                 f"{block_path}.type", f"{kind!r} blocks are not supported in assistant turns"
             )
     message: Json = {"role": "assistant", "content": "".join(texts)}
@@ -312,12 +268,12 @@ def _assistant_message(blocks: list[tuple[str, Json]]) -> Json:
 
 def _tool_call(block: Json, path: str) -> Json:
     prefix = f"{path}."
-    arguments = _required(block, "input", dict, prefix)
+    arguments = required(block, "input", dict, prefix)
     return {
-        "id": _required(block, "id", str, prefix),
+        "id": required(block, "id", str, prefix),
         "type": "function",
         "function": {
-            "name": _required(block, "name", str, prefix),
+            "name": required(block, "name", str, prefix),
             "arguments": json.dumps(arguments, ensure_ascii=False),
         },
     }

@@ -7,7 +7,7 @@ in Anthropic's envelope, so the `anthropic` SDK raises its own exception classes
 
 from __future__ import annotations
 
-import json
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.responses import Response
@@ -22,16 +22,20 @@ from gateway.anthropic import (
 )
 from gateway.asgi import send_body, send_json, until_disconnect
 from gateway.proxy.forward import Upstream, worker_refusal
+from gateway.proxy.reading import (
+    json_answer,
+    model_header,
+    open_payload,
+    prompt_tokens,
+    worker_chunks,
+)
 from gateway.proxy.relay import StreamHead, stream_head
-from gateway.proxy.upstream import UpstreamError
 from gateway.routes.model_route import ModelRoute
 from gateway.routing import Route
 from gateway.service import Gateway
-from workers.contract import headers
 from workers.contract.body import parse_json_object
 from workers.contract.errors import ApiError
 from workers.contract.keys import forwarded_auth
-from workers.contract.sse import sse_payloads
 
 
 class MessagesEndpoint(ModelRoute):
@@ -77,18 +81,19 @@ class _Call:
         self.auth = auth
         self.requested = requested
 
-    def _open(self, path: str = "/v1/chat/completions") -> Any:
-        body = json.dumps(self.payload).encode()
-        return self.gateway.proxy.open(self.route, path, self.payload, body, self.auth)
+    def _open(self, path: str = "/v1/chat/completions") -> AbstractAsyncContextManager[Upstream]:
+        return open_payload(self.gateway.proxy, self.route, path, self.payload, self.auth)
 
     async def whole(self, send: Send) -> None:
         async with self._open() as upstream:
-            answer = await _json_answer(upstream)
-        await send_json(send, 200, to_anthropic_message(answer, self.requested), _model(upstream))
+            answer = await json_answer(upstream)
+        await send_json(
+            send, 200, to_anthropic_message(answer, self.requested), model_header(upstream)
+        )
 
     async def count(self, send: Send) -> None:
         async with self._open("/tokenize") as upstream:
-            answer = await _json_answer(upstream)
+            answer = await json_answer(upstream)
         await send_json(send, 200, {"input_tokens": int(answer["prompt_tokens"])})
 
     async def stream(self, send: Send) -> None:
@@ -102,7 +107,7 @@ class _Call:
                 if status != 200:
                     raise await worker_refusal(upstream)
                 await head.send_once(200, stream_head(upstream.worker.id))
-                await _send_events(send, events.start(_prompt_tokens(upstream)))
+                await _send_events(send, events.start(prompt_tokens(upstream)))
                 await _relay(upstream, events, send)
         except ApiError as exc:
             await head.stop_keepalive()
@@ -113,41 +118,11 @@ class _Call:
 
 
 async def _relay(upstream: Upstream, events: AnthropicStream, send: Send) -> None:
-    try:
-        async for chunk in sse_payloads(upstream.response.aiter_lines()):
-            if "error" in chunk:
-                raise ApiError(502, str(chunk["error"].get("message", "worker error")))
-            await _send_events(send, events.feed(chunk))
-    except (UpstreamError, ValueError, AttributeError, TypeError) as exc:
-        # UpstreamError: the worker went away; the others: a chunk that is not an object.
-        raise ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc}") from None
+    async for chunk in worker_chunks(upstream):
+        await _send_events(send, events.feed(chunk))
     await _send_events(send, events.finish())
 
 
 async def _send_events(send: Send, events: list[bytes]) -> None:
     for event in events:
         await send_body(send, event, more=True)
-
-
-def _prompt_tokens(upstream: Upstream) -> int:
-    """What the worker says the prompt took (0 from a worker that does not say)."""
-    for name, value in upstream.response.raw_headers:
-        if name.lower() == headers.PROMPT_TOKENS.encode() and value.isdigit():
-            return int(value)
-    return 0
-
-
-async def _json_answer(upstream: Upstream) -> dict[str, Any]:
-    if upstream.response.status_code != 200:
-        raise await worker_refusal(upstream)
-    try:
-        answer = json.loads(await upstream.response.aread())
-    except ValueError as exc:  # an UpstreamError is already an ApiError (502)
-        raise ApiError(502, f"worker {upstream.worker.id} sent malformed JSON: {exc}") from None
-    if not isinstance(answer, dict):
-        raise ApiError(502, f"worker {upstream.worker.id} sent a malformed answer")
-    return answer
-
-
-def _model(upstream: Upstream) -> list[tuple[bytes, bytes]]:
-    return [(headers.MODEL.encode(), upstream.worker.id.encode())]

@@ -12,13 +12,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.anthropic import anthropic_error_response
+from gateway.envelopes import error_response_for
 from gateway.routes import admin as admin_routes
+from gateway.routes import ollama as ollama_routes
 from gateway.routes.messages import MessagesEndpoint
+from gateway.routes.model_route import ModelRoute
 from gateway.routes.openai import ModelEndpoint
 from gateway.service import Gateway
 from workers.contract.browser_guard import BrowserGuard, BrowserPolicy
-from workers.contract.errors import ApiError, error_response
+from workers.contract.errors import ApiError
 
 log = logging.getLogger("lmx.gateway")
 
@@ -26,15 +28,19 @@ log = logging.getLogger("lmx.gateway")
 class GatewayApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.fast: dict[str, ModelEndpoint | MessagesEndpoint] = {
+        self.fast: dict[str, ModelRoute] = {
             "/v1/chat/completions": ModelEndpoint(gateway, "/v1/chat/completions"),
             "/v1/completions": ModelEndpoint(gateway, "/v1/completions"),
             "/v1/embeddings": ModelEndpoint(gateway, "/v1/embeddings", streams=False),
             "/v1/messages": MessagesEndpoint(gateway),
             "/v1/messages/count_tokens": MessagesEndpoint(gateway, count_only=True),
+            **ollama_routes.endpoints(gateway),
         }
         self.starlette = Starlette(
-            routes=admin_routes.routes(gateway),
+            routes=[
+                *admin_routes.routes(gateway),
+                *ollama_routes.routes(gateway),
+            ],
             lifespan=self._lifespan,
             exception_handlers={ApiError: _api_error, Exception: _unexpected},
         )
@@ -66,25 +72,25 @@ class GatewayApp:
 
 def _refusal(scope: Scope, error: ApiError) -> Response:
     """The browser guard's refusals, in the envelope of the API the request was for."""
-    if scope["path"].startswith("/v1/messages"):
-        return anthropic_error_response(error)
-    return error_response(error)
+    return error_response_for(scope["path"], error)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc)
+    return error_response_for(request.url.path, exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
-    return error_response(ApiError(500, "internal error in the gateway; see its log"))
+    error = ApiError(500, "internal error in the gateway; see its log")
+    return error_response_for(request.url.path, error)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return error_response(ApiError(404, f"no route {request.url.path}", code="not_found"))
+    path = request.url.path
+    return error_response_for(path, ApiError(404, f"no route {path}", code="not_found"))
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     path = request.url.path
-    return error_response(ApiError(405, f"{request.method} is not allowed on {path}"))
+    return error_response_for(path, ApiError(405, f"{request.method} is not allowed on {path}"))

@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.envelopes import error_response_for
 from gateway.routes import admin as admin_routes
+from gateway.routes import lmstudio as lmstudio_routes
 from gateway.routes import ollama as ollama_routes
 from gateway.routes.messages import MessagesEndpoint
 from gateway.routes.model_route import ModelRoute
@@ -35,11 +36,13 @@ class GatewayApp:
             "/v1/messages": MessagesEndpoint(gateway),
             "/v1/messages/count_tokens": MessagesEndpoint(gateway, count_only=True),
             **ollama_routes.endpoints(gateway),
+            **lmstudio_routes.endpoints(gateway),
         }
         self.starlette = Starlette(
             routes=[
                 *admin_routes.routes(gateway),
                 *ollama_routes.routes(gateway),
+                *lmstudio_routes.routes(gateway),
             ],
             lifespan=self._lifespan,
             exception_handlers={ApiError: _api_error, Exception: _unexpected},

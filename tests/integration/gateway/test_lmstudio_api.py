@@ -166,6 +166,15 @@ def test_stop_reasons(http: httpx.Client) -> None:
     assert called["stats"]["stop_reason"] == "toolCalls"
 
 
+def test_logprobs_survive_the_fold_into_one_answer(http: httpx.Client) -> None:
+    chat = _chat(http, logprobs=True, top_logprobs=1)["choices"][0]["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in chat) == CAPITAL
+    body = {"model": "local", "prompt": "Capital?", "logprobs": 1}
+    text = http.post("/api/v0/completions", json=body).json()["choices"][0]["logprobs"]
+    assert "".join(text["tokens"]) == CAPITAL
+    assert len(text["token_logprobs"]) == len(text["tokens"]) == 10
+
+
 def test_max_tokens_minus_one_means_no_limit(http: httpx.Client) -> None:
     answer = _chat(http, max_tokens=-1)
     assert answer["choices"][0]["message"]["content"] == CAPITAL

@@ -55,6 +55,8 @@ class OllamaAnswer:
         """The tool calls (streaming), then the last object."""
         self.timing.finish()
         calls = [_tool_call(i, call) for i, call in sorted(self.fold.calls.items())]
+        if self.kind != "chat":
+            calls = []  # /api/generate takes no tools
         if self.stream:
             head = [self.piece("", "", calls)] if calls else []
             return [*head, self._last(self.piece("", ""))]

@@ -30,7 +30,6 @@ from gateway.routes.model_route import ModelRoute
 from gateway.routes.openai import ModelEndpoint
 from gateway.routing import Route
 from gateway.service import Gateway
-from workers.contract.body import parse_json_object
 from workers.contract.errors import ApiError
 from workers.contract.keys import forwarded_auth, require_api_key
 from workers.contract.sse import DONE, sse_error, sse_event
@@ -52,11 +51,7 @@ class LMStudioEndpoint(ModelRoute):
         self.path = path
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
-        payload = parse_json_object(body)
-        route = self.gateway.router.resolve(payload.get("model"))
-        stream = payload.get("stream", False)
-        if not isinstance(stream, bool):
-            raise ApiError(400, "`stream` must be true or false", param="stream")
+        payload, route, stream = self.openai_request(body)
         call = _Call(self.gateway, route, self.path, payload, forwarded_auth(scope))
         await until_disconnect(receive, call.stream(send) if stream else call.whole(send))
 

@@ -164,7 +164,7 @@ class _Call:
         fleet = self.gateway.fleet
         worker = fleet.workers[order_chain(fleet, self.route)[0]]
         reason: Literal["load", "unload"]
-        if self.request.keep_alive == 0:
+        if self.request.keep_alive == 0 and not worker.model.pinned:
             if worker.state is not State.UNLOADED:
                 await fleet.unload(worker.id, reason="keep_alive 0 (Ollama API)")
             reason = "unload"
@@ -181,8 +181,11 @@ class _Call:
 
     async def _keep_alive(self, worker: WorkerHandle) -> None:
         """Ollama's keep_alive for the model that answered: 0 unloads it now (after this
-        request, which is done); a duration is its idle time until it unloads."""
+        request, which is done); a duration is its idle time until it unloads. A pinned
+        model is the operator's to unload, not a client's."""
         keep_alive = self.request.keep_alive
+        if worker.model.pinned:
+            return
         if keep_alive == 0:
             await self.gateway.fleet.unload(worker.id, reason="keep_alive 0 (Ollama API)")
         elif keep_alive is not None:

@@ -69,6 +69,7 @@ SCRIPTS: dict[str, Json] = {
     },
     "napper": {"default": "Zzz."},
     "dozer": {"default": "Zzz."},
+    "keeper": {"default": "Still here."},
     # Fails after four tokens: "Hal", "f", " an", " ans".
     "flaky": {"default": "Half an answer, and then the worker fails.", "fail_after_tokens": 4},
     "broken": {"fail_load": "weights file is corrupt (test)"},
@@ -81,6 +82,7 @@ MODEL_OPTIONS: dict[str, Json] = {
         "reasoning_parser": "think",
         "embeddings": True,
     },
+    "keeper": {"pinned": True},
 }
 ASK = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -350,6 +352,12 @@ def test_empty_requests_load_and_unload(client: ollama.Client, stack: Stack) -> 
     assert "napper:latest" not in _loaded(client)
     again = client.generate(model="napper", keep_alive="0s")  # not loaded: nothing to do
     assert again.done_reason == "unload"
+
+
+def test_a_pinned_model_ignores_keep_alive(client: ollama.Client, stack: Stack) -> None:
+    assert client.chat(model="keeper", messages=ASK, keep_alive=0).message.content == "Still here."
+    assert client.generate(model="keeper", keep_alive=0).done_reason == "load"
+    assert stack.status("keeper")["status"] == "ready"
 
 
 def test_keep_alive_duration_unloads_when_idle(client: ollama.Client, stack: Stack) -> None:

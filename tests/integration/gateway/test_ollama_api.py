@@ -102,11 +102,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def client(stack: Stack) -> Iterator[ollama.Client]:
-    sdk = ollama.Client(host=stack.url, timeout=60)
-    try:
+    with ollama.Client(host=stack.url, timeout=60) as sdk:
         yield sdk
-    finally:
-        sdk.close()
 
 
 def _loaded(client: ollama.Client) -> set[str]:

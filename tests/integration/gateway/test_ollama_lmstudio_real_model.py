@@ -39,11 +39,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def client(stack: Stack) -> Iterator[ollama.Client]:
-    sdk = ollama.Client(host=stack.url, timeout=180)
-    try:
+    with ollama.Client(host=stack.url, timeout=180) as sdk:
         yield sdk
-    finally:
-        sdk.close()
 
 
 def test_a_cold_chat_answers_and_reports_its_load(client: ollama.Client) -> None:

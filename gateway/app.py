@@ -12,9 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.anthropic import anthropic_error_response
+from gateway.envelopes import error_response_for
 from gateway.responses import ResponseStore
 from gateway.routes import admin as admin_routes
+from gateway.routes import lmstudio as lmstudio_routes
+from gateway.routes import ollama as ollama_routes
 from gateway.routes import operations as operations_routes
 from gateway.routes import pulls as pull_routes
 from gateway.routes import responses as responses_routes
@@ -23,7 +25,7 @@ from gateway.routes.model_route import ModelRoute
 from gateway.routes.openai import ModelEndpoint
 from gateway.service import Gateway
 from workers.contract.browser_guard import BrowserGuard, BrowserPolicy
-from workers.contract.errors import ApiError, error_response
+from workers.contract.errors import ApiError
 
 log = logging.getLogger("lmx.gateway")
 
@@ -39,12 +41,18 @@ class GatewayApp:
             "/v1/messages": MessagesEndpoint(gateway),
             "/v1/messages/count_tokens": MessagesEndpoint(gateway, count_only=True),
             "/v1/responses": responses_routes.ResponsesEndpoint(gateway, store),
+            **ollama_routes.endpoints(gateway),
+            **lmstudio_routes.endpoints(gateway),
         }
         self.starlette = Starlette(
-            routes=admin_routes.routes(gateway)
-            + pull_routes.routes(gateway)
-            + operations_routes.routes(gateway)
-            + responses_routes.routes(gateway, store),
+            routes=[
+                *admin_routes.routes(gateway),
+                *pull_routes.routes(gateway),
+                *operations_routes.routes(gateway),
+                *responses_routes.routes(gateway, store),
+                *ollama_routes.routes(gateway),
+                *lmstudio_routes.routes(gateway),
+            ],
             lifespan=self._lifespan,
             exception_handlers={ApiError: _api_error, Exception: _unexpected},
         )
@@ -77,25 +85,25 @@ class GatewayApp:
 
 def _refusal(scope: Scope, error: ApiError) -> Response:
     """The browser guard's refusals, in the envelope of the API the request was for."""
-    if scope["path"].startswith("/v1/messages"):
-        return anthropic_error_response(error)
-    return error_response(error)
+    return error_response_for(scope["path"], error)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc)
+    return error_response_for(request.url.path, exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
-    return error_response(ApiError(500, "internal error in the gateway; see its log"))
+    error = ApiError(500, "internal error in the gateway; see its log")
+    return error_response_for(request.url.path, error)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return error_response(ApiError(404, f"no route {request.url.path}", code="not_found"))
+    path = request.url.path
+    return error_response_for(path, ApiError(404, f"no route {path}", code="not_found"))
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     path = request.url.path
-    return error_response(ApiError(405, f"{request.method} is not allowed on {path}"))
+    return error_response_for(path, ApiError(405, f"{request.method} is not allowed on {path}"))

@@ -1,5 +1,5 @@
 """Checking the fields of a translated API's request body (Anthropic Messages, OpenAI
-Responses) before it becomes a chat request.
+Responses, Ollama) before it becomes a chat request.
 
 Every refusal is a 400 whose message and `param` name the field by its dotted path
 (`messages.2.content.0.source.type`), so a client sees which part of its body was wrong.
@@ -48,6 +48,15 @@ def number(obj: Json, key: str, prefix: str = "") -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid(f"{prefix}{key}", "must be a number")
+    return value
+
+
+def integer(obj: Json, key: str, prefix: str = "") -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(f"{prefix}{key}", "must be an integer")
     return value
 
 

@@ -74,14 +74,16 @@ class FleetWatch:
             return
         w.unhealthy_since = None
         w.rss = self.fleet.probe.tree_rss(w.pid)
-        ttl = self.ttl(w)
+        ttl = self.idle_ttl(w)
         if ttl > 0 and not w.busy and now - w.last_activity() > ttl:
             self.fleet.start_unloading(w, reason=f"idle for {ttl:g}s (ttl_s)")
 
-    def ttl(self, w: WorkerHandle) -> float:
-        """The idle seconds after which `w` is unloaded; 0: never."""
+    def idle_ttl(self, w: WorkerHandle) -> float:
+        """Seconds idle before an unload; 0: never."""
         if w.model.pinned:
             return 0.0
+        if w.keep_alive_s is not None:
+            return w.keep_alive_s
         if w.model.ttl_s is not None:
             return w.model.ttl_s
         return self.fleet.config.file.workers.ttl_s

@@ -30,6 +30,8 @@ class WorkerHandle:
     rss: int = 0
     learned_bytes: int | None = None
     health: Health | None = None  # the worker's last /health answer
+    # A client's idle time for this load (Ollama's keep_alive), over the config's ttl_s.
+    keep_alive_s: float | None = None
     unhealthy_since: float | None = None
     load_task: asyncio.Task[None] | None = None
     unload_task: asyncio.Task[None] | None = None
@@ -80,6 +82,7 @@ class WorkerHandle:
         self.rss = 0
         self.health = None
         self.unhealthy_since = None
+        self.keep_alive_s = None
 
     def status(self) -> dict[str, Any]:
         loaded = self.state in (State.READY, State.DRAINING)

@@ -2,12 +2,15 @@
 
 The gateway needs a model's layer and head counts to estimate its KV cache before it
 decides to load it; importing llama.cpp into the gateway for that would cost far more.
-Arrays (the vocabulary) are skipped, not kept.
+Arrays (the vocabulary) are skipped, not kept. The tensor table that follows gives the
+parameter count the Ollama and LM Studio listings show.
 """
 
 from __future__ import annotations
 
+import math
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +28,12 @@ class GgufError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class GgufHeader:
+    metadata: dict[str, Any]
+    parameter_count: int
+
+
 def read_gguf_metadata(path: Path) -> dict[str, Any]:
     try:
         return _read(path)
@@ -34,20 +43,41 @@ def read_gguf_metadata(path: Path) -> dict[str, Any]:
 
 def _read(path: Path) -> dict[str, Any]:
     with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise GgufError(f"{path.name} is not a GGUF file")
-        (version,) = struct.unpack("<I", f.read(4))
-        if version < 2:
-            raise GgufError(f"{path.name}: GGUF version {version} is too old")
-        _tensors, kv_count = struct.unpack("<QQ", f.read(16))
-        meta: dict[str, Any] = {}
-        for _ in range(kv_count):
-            key = _string(f)
-            (kind,) = struct.unpack("<I", f.read(4))
-            value = _value(f, kind)
-            if value is not None:
-                meta[key] = value
+        _tensors, meta = _read_metadata(f, path)
         return meta
+
+
+def read_gguf_header(path: Path) -> GgufHeader:
+    """The metadata and the number of weights, summed over the tensor table."""
+    with path.open("rb") as f:
+        tensors, meta = _read_metadata(f, path)
+        return GgufHeader(meta, sum(_tensor_size(f) for _ in range(tensors)))
+
+
+def _read_metadata(f: IO[bytes], path: Path) -> tuple[int, dict[str, Any]]:
+    if f.read(4) != b"GGUF":
+        raise GgufError(f"{path.name} is not a GGUF file")
+    (version,) = struct.unpack("<I", f.read(4))
+    if version < 2:
+        raise GgufError(f"{path.name}: GGUF version {version} is too old")
+    tensors, kv_count = struct.unpack("<QQ", f.read(16))
+    meta: dict[str, Any] = {}
+    for _ in range(kv_count):
+        key = _string(f)
+        (kind,) = struct.unpack("<I", f.read(4))
+        value = _value(f, kind)
+        if value is not None:
+            meta[key] = value
+    return tensors, meta
+
+
+def _tensor_size(f: IO[bytes]) -> int:
+    """One tensor-table entry (name, dimensions, type, offset): its element count."""
+    _skip_string(f)
+    (dims,) = struct.unpack("<I", f.read(4))
+    shape = struct.unpack(f"<{dims}Q", f.read(8 * dims))
+    f.seek(12, 1)  # the type (uint32) and the data offset (uint64)
+    return math.prod(shape)
 
 
 def _skip_string(f: IO[bytes]) -> None:

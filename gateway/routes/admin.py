@@ -87,7 +87,9 @@ def _ttl_field(payload: dict[str, Any]) -> float | None:
 def _status_entries(gateway: Gateway) -> list[dict[str, Any]]:
     """Each model's status with the idle TTL that applies to it now (0: never unloaded)."""
     workers = gateway.fleet.workers
-    return [{**e, "ttl_s": gateway.watch.ttl(workers[e["id"]])} for e in gateway.fleet.status()]
+    return [
+        {**e, "ttl_s": gateway.watch.idle_ttl(workers[e["id"]])} for e in gateway.fleet.status()
+    ]
 
 
 def _resolve(payload: dict[str, Any], gateway: Gateway) -> str:

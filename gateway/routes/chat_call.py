@@ -17,13 +17,12 @@ from starlette.types import Send
 from gateway.asgi import send_body
 from gateway.operations.requests import current_request
 from gateway.proxy.forward import Upstream, worker_refusal
+from gateway.proxy.reading import json_answer, prompt_tokens, worker_chunks
 from gateway.proxy.relay import StreamHead, stream_head
-from gateway.proxy.upstream import UpstreamError
 from gateway.routing import Route
 from gateway.service import Gateway
 from workers.contract import headers
 from workers.contract.errors import ApiError
-from workers.contract.sse import sse_payloads
 
 Json = dict[str, Any]
 
@@ -54,7 +53,7 @@ class ChatCall:
     async def answer(self, path: str = "/v1/chat/completions") -> tuple[Json, str]:
         """The worker's whole JSON answer, and the id of the model that gave it."""
         async with self.open(path) as upstream:
-            return await _json_answer(upstream), upstream.worker.id
+            return await json_answer(upstream), upstream.worker.id
 
     async def stream(
         self,
@@ -73,7 +72,7 @@ class ChatCall:
                 if upstream.response.status_code != 200:
                     raise await worker_refusal(upstream)
                 await head.send_once(200, stream_head(upstream.worker.id))
-                await send_events(send, translation.start(_prompt_tokens(upstream)))
+                await send_events(send, translation.start(prompt_tokens(upstream)))
                 await _relay(upstream, translation, send)
             closing = translation.finish()
             if settle is not None:
@@ -98,32 +97,6 @@ async def send_events(send: Send, events: list[bytes]) -> None:
 
 async def _relay(upstream: Upstream, translation: StreamTranslation, send: Send) -> None:
     ticket = current_request.get()
-    try:
-        async for chunk in sse_payloads(upstream.response.aiter_lines()):
-            ticket.tokens += 1  # the worker's events, for /admin/requests
-            if "error" in chunk:
-                raise ApiError(502, str(chunk["error"].get("message", "worker error")))
-            await send_events(send, translation.feed(chunk))
-    except (UpstreamError, ValueError, AttributeError, TypeError) as exc:
-        # UpstreamError: the worker went away; the others: a chunk that is not an object.
-        raise ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc}") from None
-
-
-def _prompt_tokens(upstream: Upstream) -> int:
-    """What the worker says the prompt took (0 from a worker that does not say)."""
-    for name, value in upstream.response.raw_headers:
-        if name.lower() == headers.PROMPT_TOKENS.encode() and value.isdigit():
-            return int(value)
-    return 0
-
-
-async def _json_answer(upstream: Upstream) -> Json:
-    if upstream.response.status_code != 200:
-        raise await worker_refusal(upstream)
-    try:
-        answer = json.loads(await upstream.response.aread())
-    except ValueError as exc:  # an UpstreamError is already an ApiError (502)
-        raise ApiError(502, f"worker {upstream.worker.id} sent malformed JSON: {exc}") from None
-    if not isinstance(answer, dict):
-        raise ApiError(502, f"worker {upstream.worker.id} sent a malformed answer")
-    return answer
+    async for chunk in worker_chunks(upstream):
+        ticket.tokens += 1  # the worker's events, for /admin/requests
+        await send_events(send, translation.feed(chunk))

@@ -6,12 +6,14 @@ route's own error envelope; a client that left gets nothing. Each request is lis
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.routing import Route
 from gateway.service import Gateway
-from workers.contract.body import read_body
+from workers.contract.body import parse_json_object, read_body
 from workers.contract.errors import ApiError, ClientGone, error_response
 from workers.contract.keys import require_api_key
 
@@ -40,3 +42,12 @@ class ModelRoute(ABC):
 
     def error_response(self, error: ApiError) -> Response:
         return error_response(error)
+
+    def openai_request(self, body: bytes) -> tuple[dict[str, Any], Route, bool]:
+        """An OpenAI-shaped body: its JSON object, its model's route, whether it streams."""
+        payload = parse_json_object(body)
+        route = self.gateway.router.resolve(payload.get("model"))
+        stream = payload.get("stream", False)
+        if not isinstance(stream, bool):
+            raise ApiError(400, "`stream` must be true or false", param="stream")
+        return payload, route, stream

@@ -19,7 +19,6 @@ from gateway.proxy.relay import StreamHead, relay_stream, relay_whole
 from gateway.routes.model_route import ModelRoute
 from gateway.routing import Route
 from gateway.service import Gateway
-from workers.contract.body import parse_json_object
 from workers.contract.errors import ApiError
 from workers.contract.keys import forwarded_auth
 from workers.contract.sse import sse_error
@@ -42,11 +41,7 @@ class ModelEndpoint(ModelRoute):
         self.streams = streams
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
-        payload = parse_json_object(body)
-        route = self.gateway.router.resolve(payload.get("model"))
-        stream = payload.get("stream", False)
-        if not isinstance(stream, bool):
-            raise ApiError(400, "`stream` must be true or false", param="stream")
+        payload, route, stream = self.openai_request(body)
         request = ProxyRequest(route, payload, body, forwarded_auth(scope))
         if stream and self.streams:
             await until_disconnect(receive, self._stream(request, send))

@@ -51,7 +51,16 @@ class Router:
     def _chain(self, target: str, requested: str) -> tuple[str, ...]:
         target = self._target(target)
         if target in self._routing.aliases:
-            return tuple(self._routing.aliases[target])
+            # A library model an alias names may have been deleted since the config loaded.
+            chain = tuple(m for m in self._routing.aliases[target] if m in self._ids)
+            if chain:
+                return chain
+            raise ApiError(
+                404,
+                f"none of the models of {requested!r} exists now",
+                param="model",
+                code="model_not_found",
+            )
         if target in self._ids:
             return (target,)
         raise ApiError(

@@ -13,7 +13,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.anthropic import anthropic_error_response
+from gateway.config.loader import Config
 from gateway.routes import admin as admin_routes
+from gateway.routes import config_reload
 from gateway.routes.messages import MessagesEndpoint
 from gateway.routes.openai import ModelEndpoint
 from gateway.service import Gateway
@@ -34,15 +36,17 @@ class GatewayApp:
             "/v1/messages/count_tokens": MessagesEndpoint(gateway, count_only=True),
         }
         self.starlette = Starlette(
-            routes=admin_routes.routes(gateway),
+            routes=[*admin_routes.routes(gateway), *config_reload.routes(gateway)],
             lifespan=self._lifespan,
             exception_handlers={ApiError: _api_error, Exception: _unexpected},
         )
         self.starlette.add_exception_handler(404, _not_found)
         self.starlette.add_exception_handler(405, _method_not_allowed)
-        security, host = gateway.config.file.security, gateway.config.file.gateway.host
-        policy = BrowserPolicy.build(host, security.allowed_hosts, security.cors_origins)
-        self._guarded = BrowserGuard(self._dispatch, policy, _refusal)
+        self._guarded = BrowserGuard(self._dispatch, _browser_policy(gateway.config), _refusal)
+        gateway.on_config.append(self._use_config)
+
+    def _use_config(self, config: Config) -> None:
+        self._guarded.policy = _browser_policy(config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._guarded(scope, receive, send)
@@ -62,6 +66,11 @@ class GatewayApp:
             yield
         finally:
             await self.gateway.shutdown()
+
+
+def _browser_policy(config: Config) -> BrowserPolicy:
+    security, host = config.file.security, config.file.gateway.host
+    return BrowserPolicy.build(host, security.allowed_hosts, security.cors_origins)
 
 
 def _refusal(scope: Scope, error: ApiError) -> Response:

@@ -79,11 +79,12 @@ class LiveConfig:
             log_event("config_reloaded", trigger=trigger, **report.as_json())
             return report
 
-    async def rescan(self, trigger: str) -> FleetChanges:
-        """Look for models again under the running config."""
+    async def rescan(self, trigger: str, settle: bool = True) -> FleetChanges:
+        """Look for models again under the running config. `settle=False` takes new files
+        at once: for a caller that knows they are complete (a finished download)."""
         async with self._lock:
             try:
-                config = await self._build(self.gateway.config.file, strict=False)
+                config = await self._build(self.gateway.config.file, strict=False, settle=settle)
             except ConfigError as exc:  # e.g. an entry's file became a link out of models_dir
                 log_event("library_refused", trigger=trigger, error=str(exc))
                 return FleetChanges()
@@ -94,13 +95,13 @@ class LiveConfig:
 
     # ---- building and applying ------------------------------------------------------
 
-    async def _build(self, file: ConfigFile, strict: bool) -> Config:
+    async def _build(self, file: ConfigFile, strict: bool, settle: bool = True) -> Config:
         source = self.gateway.config.source
         scan = await asyncio.to_thread(scan_models, models_dir_of(file, source))
         workers = self.gateway.fleet.workers.values()
         previous = {w.id: (w.pending or w.model).port for w in workers}
         held = {w.model.port for w in workers if w.state in RUNNING}
-        found = self._settled(scan.found)
+        found = self._settled(scan.found) if settle else list(scan.found)
         config = await asyncio.to_thread(build_config, file, source, found, previous, held, strict)
         self._report_skipped([*scan.skipped, *config.model_set.skipped])
         return config
@@ -143,6 +144,7 @@ class LiveConfig:
     def start(self) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
         self._restart_watches()
+        self._spawn(self.rescan("start"))  # logs what start-up's scan left out, and why
 
     async def stop(self) -> None:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)

@@ -57,11 +57,17 @@ def reconcile(fleet: Fleet, config: Config) -> FleetChanges:
             changed[change].append(model.id)
         w.source = config.source_of(model.id)
         workers[model.id] = w
-    gone = [w for model_id, w in fleet.workers.items() if model_id not in workers]
-    for w in gone:
+    gone: list[WorkerHandle] = []
+    for model_id, w in fleet.workers.items():
+        if model_id in workers:
+            continue
+        if w.removed:  # by an earlier reconciliation, and still stopping
+            workers[model_id] = w
+            continue
+        gone.append(w)
         log_event("model_removed", model=w.id, source=w.source, state=w.state.value)
         if _remove(fleet, w):
-            workers[w.id] = w  # listed (draining, stopping) until it has stopped
+            workers[model_id] = w  # listed (draining, stopping) until it has stopped
     fleet.workers = workers
     removed = tuple(w.id for w in gone)
     changes = FleetChanges(removed=removed, **{k: tuple(v) for k, v in changed.items()})

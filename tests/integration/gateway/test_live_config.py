@@ -93,6 +93,11 @@ def listed(stack: Stack, key: str | None = None) -> dict[str, dict[str, Any]]:
         return {m["id"]: m for m in c.get("/v1/models", headers=headers).json()["data"]}
 
 
+def stream_into(lines: list[str], stack: Stack, model: str, max_tokens: int) -> None:
+    with stack.stream_chat(model, max_tokens=max_tokens) as response:
+        lines.extend(response.iter_lines())
+
+
 def gateway_pid(stack: Stack) -> int:
     (pid,) = stack.pids(lambda cmd: cmd.endswith("-m gateway"))
     return pid
@@ -164,13 +169,8 @@ def test_a_changed_model_setting_drains_then_restarts_the_loaded_model(stack: St
     assert ask(stack, "stream").startswith("tick")
     before = stack.status("stream")["pid"]
     lines: list[str] = []
-
-    def stream_all() -> None:
-        with stack.stream_chat("stream", max_tokens=80) as response:
-            lines.extend(response.iter_lines())
-
     with ThreadPoolExecutor(1) as pool:
-        streaming = pool.submit(stream_all)
+        streaming = pool.submit(stream_into, lines, stack, "stream", 80)
         wait_until(lambda: len(lines) > 5, 10, what="the stream to start")
         edit(stack, lambda c: model_entry(c, "stream").update(context_length=2048))
         response = reload(stack)
@@ -207,17 +207,27 @@ def test_settings_changed_again_during_a_restart_end_in_force(stack: Stack) -> N
     wait_until(lambda: worker_context() == 3072, 30, what="the worker on the latest settings")
 
 
-def test_a_model_removed_from_the_config_is_unloaded_then_gone(stack: Stack) -> None:
-    assert ask(stack, "gamma") == "I am gamma."
-    pid = stack.status("gamma")["pid"]
-    edit(stack, lambda c: c["models"].remove(model_entry(c, "gamma")))
-    response = reload(stack)
-    assert response.json()["models"]["removed"] == ["gamma"]
-    assert response.json()["sections_changed"] == ["models"]
-    wait_until(lambda: "gamma" not in listed(stack), 30, what="gamma to go")
+def test_a_removed_model_finishes_its_request_then_is_unloaded_and_gone(stack: Stack) -> None:
+    assert ask(stack, "stream").startswith("tick")
+    pid = stack.status("stream")["pid"]
+    lines: list[str] = []
+    with ThreadPoolExecutor(1) as pool:
+        streaming = pool.submit(stream_into, lines, stack, "stream", 150)
+        wait_until(lambda: len(lines) > 5, 10, what="the stream to start")
+        edit(stack, lambda c: c["models"].remove(model_entry(c, "stream")))
+        first = reload(stack).json()
+        assert stack.status("stream")["status"] == "draining"  # listed until it has stopped
+        with pytest.raises(openai.NotFoundError):  # but new requests are refused at once
+            ask(stack, "stream")
+        again = reload(stack).json()
+        streaming.result(30)
+    assert first["models"]["removed"] == ["stream"]
+    assert first["sections_changed"] == ["models"]
+    assert again["models"]["removed"] == []  # reported once
+    assert lines[-1] == "data: [DONE]" or lines[-2] == "data: [DONE]"
+    assert not any('"error"' in line for line in lines)
+    wait_until(lambda: "stream" not in listed(stack), 30, what="the model to go")
     assert pid not in stack.worker_pids()
-    with pytest.raises(openai.NotFoundError):
-        ask(stack, "gamma")
 
 
 def test_keys_apply_at_once_and_loaded_workers_restart_with_them(stack: Stack) -> None:

@@ -20,6 +20,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # httpx logs every request at INFO: a line per worker per health tick would bury the rest.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # a line per batch of changes
     try:
         config = load_config()
     except ConfigError as exc:

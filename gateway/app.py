@@ -12,9 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.config.loader import Config
 from gateway.envelopes import error_response_for
 from gateway.responses import ResponseStore
 from gateway.routes import admin as admin_routes
+from gateway.routes import config_reload
 from gateway.routes import lmstudio as lmstudio_routes
 from gateway.routes import ollama as ollama_routes
 from gateway.routes import operations as operations_routes
@@ -47,6 +49,7 @@ class GatewayApp:
         self.starlette = Starlette(
             routes=[
                 *admin_routes.routes(gateway),
+                *config_reload.routes(gateway),
                 *pull_routes.routes(gateway),
                 *operations_routes.routes(gateway),
                 *responses_routes.routes(gateway, store),
@@ -58,9 +61,11 @@ class GatewayApp:
         )
         self.starlette.add_exception_handler(404, _not_found)
         self.starlette.add_exception_handler(405, _method_not_allowed)
-        security, host = gateway.config.file.security, gateway.config.file.gateway.host
-        policy = BrowserPolicy.build(host, security.allowed_hosts, security.cors_origins)
-        self._guarded = BrowserGuard(self._dispatch, policy, _refusal)
+        self._guarded = BrowserGuard(self._dispatch, _browser_policy(gateway.config), _refusal)
+        gateway.on_config.append(self._use_config)
+
+    def _use_config(self, config: Config) -> None:
+        self._guarded.policy = _browser_policy(config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._guarded(scope, receive, send)
@@ -81,6 +86,11 @@ class GatewayApp:
         finally:
             await self.gateway.shutdown()
             self.store.close()
+
+
+def _browser_policy(config: Config) -> BrowserPolicy:
+    security, host = config.file.security, config.file.gateway.host
+    return BrowserPolicy.build(host, security.allowed_hosts, security.cors_origins)
 
 
 def _refusal(scope: Scope, error: ApiError) -> Response:

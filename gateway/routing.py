@@ -27,6 +27,7 @@ class Router:
     def __init__(self, config: Config) -> None:
         self._routing = config.file.routing
         self._ids = [m.id for m in config.models]
+        self._known = frozenset(self._ids)  # a library can hold hundreds: a set to test
 
     def names(self) -> list[str]:
         r = self._routing
@@ -38,7 +39,9 @@ class Router:
         target = self._target(name)
         preset_name = name.removeprefix(PRESET_PREFIX)
         preset = self._routing.presets.get(preset_name)
-        if preset is not None and (name.startswith(PRESET_PREFIX) or preset_name not in self._ids):
+        if preset is not None and (
+            name.startswith(PRESET_PREFIX) or preset_name not in self._known
+        ):
             chain = self._chain(preset.model, name)
             return Route(name, chain, dict(preset.params), preset.system)
         return Route(name, self._chain(target, name))
@@ -51,8 +54,17 @@ class Router:
     def _chain(self, target: str, requested: str) -> tuple[str, ...]:
         target = self._target(target)
         if target in self._routing.aliases:
-            return tuple(self._routing.aliases[target])
-        if target in self._ids:
+            # A library model an alias names may have been deleted since the config loaded.
+            chain = tuple(m for m in self._routing.aliases[target] if m in self._known)
+            if chain:
+                return chain
+            raise ApiError(
+                404,
+                f"none of the models of {requested!r} exists now",
+                param="model",
+                code="model_not_found",
+            )
+        if target in self._known:
             return (target,)
         raise ApiError(
             404,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from gateway.config.loader import Config
 from gateway.fleet.fleet import Fleet
+from gateway.fleet.reconcile import FleetChanges, reconcile
 from gateway.fleet.supervisor import Supervisor, SupervisorClient
 from gateway.fleet.watch import FleetWatch
 from gateway.library.pulls import Pulls
+from gateway.live import LiveConfig
 from gateway.memory.probe import MemoryProbe, PsutilProbe
 from gateway.operations import Operations
 from gateway.proxy.forward import Proxy
@@ -49,6 +52,7 @@ class Gateway:
         self.config = config
         self.router = Router(config)
         self.supervisor = supervisor or SupervisorClient(socket_path(config))
+        self._own_probe = probe is None
         self.probe = probe or PsutilProbe.presenting(config.file.memory.total_gb)
         self.http = control_client(config)
         self.fleet = Fleet(config, self.supervisor, self.http, self.probe)
@@ -56,14 +60,32 @@ class Gateway:
         self.watch = FleetWatch(self.fleet)
         self.pulls = Pulls()
         self.operations = Operations(config)
+        self.live = LiveConfig(self)
+        # Called with each config applied after start-up (app.py's browser guard).
+        self.on_config: list[Callable[[Config], None]] = []
+
+    def apply(self, config: Config) -> FleetChanges:
+        """Swap in a new config: routing, keys and limits apply to the next request; the
+        fleet is reconciled with its model set. No await: no request sees half of it."""
+        running, self.config = self.config, config
+        self.router = Router(config)
+        total_gb = config.file.memory.total_gb
+        if self._own_probe and total_gb != running.file.memory.total_gb:
+            self.probe = self.fleet.probe = PsutilProbe.presenting(total_gb)
+        changes = reconcile(self.fleet, config)
+        for hook in self.on_config:
+            hook(config)
+        return changes
 
     async def startup(self) -> None:
         self.watch.start()
+        self.live.start()
         for model_id in self.config.file.auto_load:
             self.fleet.start_loading(self.fleet.workers[model_id])
 
     async def shutdown(self) -> None:
         # Workers are supervisord's children, not ours: a gateway restart adopts them.
+        await self.live.stop()
         await self.watch.stop()
         self.pulls.stop()
         loads = [w.load_task for w in self.fleet.workers.values() if w.load_task]

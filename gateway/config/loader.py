@@ -1,32 +1,35 @@
-"""Load config/lmx.yaml once onto typed defaults, then validate with dotted-path messages.
+"""Load config/lmx.yaml onto typed defaults, then validate with dotted-path messages, and
+settle the model set it serves (its entries plus the library's finds, gateway.config.model_set).
 
 Every error names the key it is about (`models[1].port: 10001 is already used by
-models[0]`), so a typo stops start-up with a sentence rather than a traceback.
+models[0]`), so a typo stops start-up with a sentence rather than a traceback, and a
+reload with a mistake is refused whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
+import functools
 import os
 import types
 import typing
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from gateway.config.checks import check_file, check_models, check_targets
+from gateway.config.errors import ConfigError
+from gateway.config.model_set import RESERVED_NAMES, ModelSet, resolve_models
 from gateway.config.schema import ConfigFile, ModelConfig
+from gateway.library.scan import Found, scan_models
 from gateway.memory.probe import GB, default_prompt_cache_bytes
-from workers.contract.settings import BackendName, WorkerSettings, check_model_options
+from workers.contract.settings import BackendName, WorkerSettings
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "config" / "lmx.yaml"
-RESERVED_NAMES = ("default", "auto")
-
-
-class ConfigError(ValueError):
-    """A config problem, its message naming the key."""
+__all__ = ["RESERVED_NAMES", "Config", "ConfigError", "build_config", "load_config"]
 
 
 def config_path_from_env() -> Path:
@@ -34,7 +37,14 @@ def config_path_from_env() -> Path:
 
 
 def load_config(path: Path | None = None) -> Config:
-    path = Path(path or config_path_from_env())
+    """Read the file, look for models in models_dir, settle and check the whole."""
+    source = Path(path or config_path_from_env()).resolve()
+    file = read_config_file(source)
+    return build_config(file, source, scan_models(models_dir_of(file, source)).found)
+
+
+def read_config_file(path: Path) -> ConfigFile:
+    """The file's keys, typed and checked on their own (before any model is looked for)."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -45,8 +55,33 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    parsed = _build(ConfigFile, raw, "")
-    return Config(parsed, path.resolve())
+    file: ConfigFile = _build(ConfigFile, raw, "")
+    check_file(file)
+    return file
+
+
+def models_dir_of(file: ConfigFile, source: Path) -> Path:
+    return (source.parent / file.models_dir).resolve()
+
+
+def build_config(
+    file: ConfigFile,
+    source: Path,
+    found: Sequence[Found],
+    previous_ports: Mapping[str, int] | None = None,
+    held_ports: Collection[int] = (),
+    strict: bool = True,
+) -> Config:
+    """The config entries plus the library's finds. `previous_ports` keeps each model on
+    the port it had; `held_ports` (workers still running) are not given to newcomers.
+    Not `strict`: an alias, preset, default or auto_load naming a model that is gone is
+    let through (the router skips it), since a file deleted from models_dir must go."""
+    models_dir = models_dir_of(file, source)
+    check_models(file, models_dir)
+    model_set = resolve_models(file, models_dir, found, previous_ports or {}, held_ports)
+    if strict:
+        check_targets(file, [m.id for m in model_set.models])
+    return Config(file, source, model_set)
 
 
 # ---- building typed objects from YAML values ------------------------------------------
@@ -118,11 +153,13 @@ def _join(where: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class Config:
+    """The file plus what it resolves to: the model set (entries and library finds, with
+    ports and contexts settled) and absolute paths. Built by build_config, never edited:
+    a reload builds a new one."""
+
     file: ConfigFile
     source: Path
-
-    def __post_init__(self) -> None:
-        _validate(self)
+    model_set: ModelSet = field(default_factory=ModelSet)
 
     @property
     def base_dir(self) -> Path:
@@ -130,27 +167,40 @@ class Config:
 
     @property
     def models_dir(self) -> Path:
-        return (self.base_dir / self.file.models_dir).resolve()
+        return models_dir_of(self.file, self.source)
 
     @property
     def run_dir(self) -> Path:
         return (self.base_dir / self.file.run_dir).resolve()
 
     @property
-    def models(self) -> list[ModelConfig]:
-        return self.file.models
+    def models(self) -> tuple[ModelConfig, ...]:
+        return self.model_set.models
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, ModelConfig]:
+        return {m.id: m for m in self.models}
 
     def model(self, model_id: str) -> ModelConfig:
-        for m in self.file.models:
-            if m.id == model_id:
-                return m
-        raise KeyError(model_id)
+        return self._by_id[model_id]
+
+    def has_model(self, model_id: str) -> bool:
+        return model_id in self._by_id
+
+    def source_of(self, model_id: str) -> str:
+        """Where a model comes from: "library" (found in models_dir, named by no entry)
+        or "config" (an entry, which may also name a library find by its path)."""
+        return "library" if model_id in self.model_set.library else "config"
 
     def model_path(self, model: ModelConfig) -> Path:
         return (self.models_dir / model.path).resolve()
 
     def worker_settings(self, model_id: str) -> WorkerSettings:
-        m = self.model(model_id)
+        return self.settings_for(self.model(model_id))
+
+    def settings_for(self, m: ModelConfig) -> WorkerSettings:
+        """What a worker for `m` is started with (its settings file): `m` need not be one
+        of this config's models (one just removed is still drained with its own)."""
         w = self.file.workers
         return WorkerSettings(
             model_id=m.id,
@@ -189,99 +239,3 @@ class Config:
         if gb is None:
             return default_prompt_cache_bytes(self.file.memory.total_gb)
         return int(gb * GB)
-
-
-def _validate(config: Config) -> None:
-    f = config.file
-    _check_models(config)
-    ids = {m.id for m in f.models}
-    for name, chain in f.routing.aliases.items():
-        _check_name(f"routing.aliases.{name}", name, ids)
-        if not chain:
-            raise ConfigError(f"routing.aliases.{name}: an alias needs at least one model")
-        for i, target in enumerate(chain):
-            if target not in ids:
-                raise ConfigError(f"routing.aliases.{name}[{i}]: unknown model {target!r}")
-    targets = ids | set(f.routing.aliases)
-    for name, preset in f.routing.presets.items():
-        if preset.model not in targets:
-            raise ConfigError(
-                f"routing.presets.{name}.model: unknown model or alias {preset.model!r}"
-            )
-    if f.routing.default is not None and f.routing.default not in targets:
-        raise ConfigError(f"routing.default: unknown model or alias {f.routing.default!r}")
-    for i, model_id in enumerate(f.auto_load):
-        if model_id not in ids:
-            raise ConfigError(f"auto_load[{i}]: unknown model {model_id!r}")
-    if not 1 <= f.memory.max_memory_percent <= 100:
-        raise ConfigError("memory.max_memory_percent: must be between 1 and 100")
-    _check_responses(f)
-    _check_network(f)
-
-
-def _check_responses(f: ConfigFile) -> None:
-    if f.responses.max_age_days <= 0:
-        raise ConfigError("responses.max_age_days: must be more than 0")
-    if f.responses.max_bytes < 1:
-        raise ConfigError("responses.max_bytes: must be at least 1")
-
-
-def _check_network(f: ConfigFile) -> None:
-    if not _loopback(f.workers.host):
-        raise ConfigError(
-            f"workers.host: {f.workers.host!r} is not a loopback address; workers are reached "
-            "through the gateway and listen on 127.0.0.1 (or ::1) only"
-        )
-    if _loopback(f.gateway.host) or f.security.api_keys:
-        return
-    if not f.security.allow_unauthenticated_network:
-        raise ConfigError(
-            f"gateway.host: {f.gateway.host!r} would let anyone on the network use every "
-            "model; set security.api_keys, or write security.allow_unauthenticated_network: "
-            "true if that is what you want"
-        )
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host.lower() == "localhost"
-
-
-def _check_name(where: str, name: str, model_ids: set[str]) -> None:
-    if name in RESERVED_NAMES:
-        raise ConfigError(f"{where}: {name!r} is reserved (it means routing.default)")
-    if name in model_ids:
-        raise ConfigError(f"{where}: {name!r} is already a model id")
-
-
-def _check_models(config: Config) -> None:
-    seen_ids: dict[str, int] = {}
-    seen_ports: dict[int, int] = {config.file.gateway.port: -1}
-    for i, m in enumerate(config.file.models):
-        where = f"models[{i}]"
-        if not m.id or not all(c.isalnum() or c in "-_." for c in m.id):
-            raise ConfigError(f"{where}.id: {m.id!r} must be letters, digits, '-', '_' or '.'")
-        if m.id in seen_ids:
-            raise ConfigError(f"{where}.id: {m.id!r} is already used by models[{seen_ids[m.id]}]")
-        if m.id in RESERVED_NAMES:
-            raise ConfigError(f"{where}.id: {m.id!r} is reserved (it means routing.default)")
-        seen_ids[m.id] = i
-        if m.port in seen_ports:
-            owner = seen_ports[m.port]
-            used_by = "gateway.port" if owner < 0 else f"models[{owner}]"
-            raise ConfigError(f"{where}.port: {m.port} is already used by {used_by}")
-        if not 1 <= m.port <= 65535:
-            raise ConfigError(f"{where}.port: {m.port} is not a TCP port")
-        seen_ports[m.port] = i
-        if m.backend not in set(BackendName):
-            names = ", ".join(BackendName)
-            raise ConfigError(f"{where}.backend: {m.backend!r} is not one of {names}")
-        try:
-            check_model_options(m.tool_parser, m.reasoning_parser, m.defaults)
-        except ValueError as exc:
-            raise ConfigError(f"{where}.{exc}") from None
-        path = config.model_path(m)
-        if not path.is_relative_to(config.models_dir):
-            raise ConfigError(f"{where}.path: {m.path!r} is outside the models directory")

@@ -20,6 +20,8 @@ class GatewaySection:
     read_timeout_s: float = 600.0
     # How often a streaming request that waits for a load gets an SSE comment line.
     loading_keepalive_s: float = 3.0
+    # Re-read the config file when it changes (as POST /admin/config/reload does).
+    watch_config: bool = True
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class WorkersSection:
     # Its disk tier, per model in a subfolder (relative to run_dir); null: no disk tier.
     prompt_cache_dir: str | None = "prompt-cache"
     prompt_cache_disk_gb: float = 8.0
+    # Ports for models that name none (library models, entries without `port`).
+    port_range: list[int] = field(default_factory=lambda: [10001, 10999])
+    # Follow models_dir: a model dropped in appears, one removed goes (unloaded first).
+    watch_models_dir: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ class ModelConfig:
     id: str
     path: str
     backend: str
-    port: int
+    port: int = 0  # 0: one from workers.port_range
     context_length: int | None = None
     pinned: bool = False
     ttl_s: float | None = None

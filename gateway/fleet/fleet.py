@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -20,7 +21,7 @@ from gateway.fleet.programs import remove_program_file, write_program
 from gateway.fleet.states import State
 from gateway.fleet.supervisor import ProcessInfo, ProcessState, Supervisor, SupervisorError
 from gateway.fleet.worker_handle import WorkerHandle
-from gateway.memory.admission import MemoryVerdict, admit, estimate_footprint
+from gateway.memory.admission import MemoryVerdict, admit, estimate_footprint, weights_bytes
 from gateway.memory.eviction import Resident, least_recently_used
 from gateway.memory.probe import GB, MemoryProbe
 from workers.contract.errors import ApiError
@@ -51,13 +52,22 @@ class Fleet:
         self.http = http
         self.probe = probe
         host = config.file.workers.host
-        self.workers = {m.id: WorkerHandle(m, host) for m in config.models}
+        self.workers = {
+            m.id: WorkerHandle(m, host, source=config.source_of(m.id)) for m in config.models
+        }
         self._admission_lock = asyncio.Lock()
 
     # ---- loading ----------------------------------------------------------------------
 
+    def serving(self, model_id: str) -> WorkerHandle:
+        """The handle of a model of the current set (not one removed and draining)."""
+        w = self.workers.get(model_id)
+        if w is None or w.removed:
+            raise ApiError(404, f"model {model_id!r} no longer exists", code="model_not_found")
+        return w
+
     async def ensure_ready(self, model_id: str) -> WorkerHandle:
-        w = self.workers[model_id]
+        w = self.serving(model_id)
         for _ in range(READY_ATTEMPTS):
             if w.state is State.READY:
                 return w
@@ -78,14 +88,18 @@ class Fleet:
 
     async def _load(self, w: WorkerHandle) -> None:
         started = time.monotonic()
+        self.serving(w.id)
         if not w.machine.move(State.LOADING):
             raise ApiError(503, f"{w.id} is {w.state.value}; try again", code="model_unavailable")
+        if w.pending is not None:  # settings a reload brought while it was not running
+            w.model, w.pending = w.pending, None
+        settings = w.settings = self.config.settings_for(w.model)
         w.last_error = None
         log_event("load_start", model=w.id)
         try:
             async with self._admission_lock:
                 await self._make_room(w)
-                write_program(self.config, w.model)
+                write_program(self.config, settings)
                 await self.supervisor.add_program(w.program)
                 await self.supervisor.start(w.program)
             await self._wait_ready(w, started + self.config.file.workers.load_timeout_s)
@@ -178,7 +192,7 @@ class Fleet:
     def estimate(self, w: WorkerHandle) -> int:
         """The model (configured, learned from its RSS after a load, or estimated) plus
         its prompt cache's cap, which fills as it serves."""
-        settings = self.config.worker_settings(w.id)
+        settings = self.config.settings_for(w.model)
         return self._model_bytes(w) + settings.prompt_cache_bytes
 
     def _model_bytes(self, w: WorkerHandle) -> int:
@@ -186,7 +200,7 @@ class Fleet:
             return int(w.model.memory_gb * GB)
         if w.learned_bytes is not None:
             return w.learned_bytes
-        settings = self.config.worker_settings(w.id)
+        settings = self.config.settings_for(w.model)
         return estimate_footprint(
             settings.path,
             settings.context_length,
@@ -263,4 +277,17 @@ class Fleet:
     # ---- status -----------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
-        return [{**w.status(), "estimate_bytes": self.estimate(w)} for w in self.workers.values()]
+        return [{**w.status(), **self._facts(w)} for w in self.workers.values()]
+
+    def _facts(self, w: WorkerHandle) -> dict[str, Any]:
+        """What the config and the disk say of a model (what `lmx ls` shows)."""
+        settings = self.config.settings_for(w.model)
+        aliases = self.config.file.routing.aliases
+        return {
+            "estimate_bytes": self.estimate(w),
+            "source": w.source,
+            "path": os.path.normpath(w.model.path),
+            "size_bytes": weights_bytes(settings.path),
+            "context_length": settings.context_length,
+            "aliases": [name for name, chain in aliases.items() if w.id in chain],
+        }

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from gateway.config.loader import Config
-from gateway.config.schema import ModelConfig
+from workers.contract.settings import WorkerSettings
 
 PROGRAM_PREFIX = "worker-"
 
@@ -34,9 +34,9 @@ def settings_path(config: Config, model_id: str) -> Path:
     return programs_dir(config) / f"{model_id}.json"
 
 
-def program_text(config: Config, model: ModelConfig) -> str:
-    name = program_name(model.id)
-    settings = settings_path(config, model.id)
+def program_text(config: Config, model_id: str) -> str:
+    name = program_name(model_id)
+    settings = settings_path(config, model_id)
     command = shlex.join([sys.executable, "-m", "workers", "--settings", str(settings)])
     log = config.run_dir / "logs" / f"{name}.log"
     stop_wait = int(config.file.workers.stop_timeout_s) + 5
@@ -66,13 +66,14 @@ def program_text(config: Config, model: ModelConfig) -> str:
     )
 
 
-def write_program(config: Config, model: ModelConfig) -> None:
+def write_program(config: Config, settings: WorkerSettings) -> None:
     """The worker's settings (owner-only: they hold the API keys), then its program file."""
+    model_id = settings.model_id
     programs_dir(config).mkdir(parents=True, exist_ok=True)
     (config.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    settings = config.worker_settings(model.id).to_json()
-    _write_atomically(settings_path(config, model.id), settings)
-    _write_atomically(programs_dir(config) / f"{model.id}.conf", program_text(config, model))
+    _write_atomically(settings_path(config, model_id), settings.to_json())
+    program = program_text(config, model_id)
+    _write_atomically(programs_dir(config) / f"{model_id}.conf", program)
 
 
 def remove_program_file(config: Config, model_id: str) -> None:

@@ -34,7 +34,6 @@ class FleetWatch:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        interval = self.fleet.config.file.workers.health_interval_s
         while True:
             try:
                 await self.tick()
@@ -42,7 +41,7 @@ class FleetWatch:
                 log.warning("cannot reach supervisord: %s", exc)
             except Exception:
                 log.exception("fleet watch tick failed")
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.fleet.config.file.workers.health_interval_s)
 
     async def tick(self) -> None:
         infos = await self.fleet.supervisor.all_info()

@@ -12,6 +12,7 @@ from gateway.config.schema import ModelConfig
 from gateway.fleet.programs import program_name
 from gateway.fleet.states import State, worker_machine
 from workers.contract.health import Health
+from workers.contract.settings import WorkerSettings
 from workers.contract.state_machine import StateMachine
 
 
@@ -36,6 +37,12 @@ class WorkerHandle:
     load_task: asyncio.Task[None] | None = None
     unload_task: asyncio.Task[None] | None = None
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # What a config reload or the library watch decided (gateway.fleet.reconcile):
+    source: str = "config"  # or "library"
+    settings: WorkerSettings | None = None  # what the worker was last started with
+    pending: ModelConfig | None = None  # new settings, taken at the next load
+    removed: bool = False  # gone from the model set; dropped once it is stopped
+    restart_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.machine = worker_machine(self.model.id)

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.library.scan import gguf_parts
 from gateway.memory.gguf_meta import read_gguf_metadata
 from gateway.memory.probe import GB, SystemMemory
 
@@ -52,8 +53,8 @@ def admit(
 
 
 def weights_bytes(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
+    if path.is_file():  # every shard of a split GGUF
+        return sum(p.stat().st_size for p in gguf_parts(path) if p.is_file())
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return 0

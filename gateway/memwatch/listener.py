@@ -14,21 +14,24 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 from supervisor import childutils
 
 from gateway import events
-from gateway.config.loader import Config, load_config
+from gateway.config.loader import Config, ConfigError, load_config
+from gateway.config.schema import ModelConfig
 from gateway.events import emit
-from gateway.fleet.programs import model_id_of
+from gateway.fleet.programs import model_id_of, settings_path
 from gateway.fleet.supervisor import ProcessInfo
 from gateway.memory.admission import memory_limit
 from gateway.memory.eviction import Resident, least_recently_used
 from gateway.memory.probe import GB, MemoryProbe, PsutilProbe
 from workers.contract.health import Health
 from workers.contract.parent_watch import exit_with_parent
+from workers.contract.settings import WorkerSettings
 
 
 class Rpc(Protocol):
@@ -68,15 +71,27 @@ class MemWatch:
         self.log = log
 
     def running_workers(self) -> dict[str, ProcessInfo]:
+        """Every running worker program, library models (which the config may not list
+        yet) included."""
         running = {}
         for info in map(ProcessInfo.from_rpc, self.rpc.getAllProcessInfo()):
             model_id = model_id_of(info.name)
-            if model_id and info.running and self._known(model_id):
+            if model_id and info.running:
                 running[model_id] = info
         return running
 
-    def _known(self, model_id: str) -> bool:
-        return any(m.id == model_id for m in self.config.models)
+    def _model(self, model_id: str) -> ModelConfig | None:
+        return self.config.model(model_id) if self.config.has_model(model_id) else None
+
+    def _port(self, model_id: str) -> int | None:
+        """The worker's port from the settings file the gateway started it with: a
+        library model's port is the gateway's choice, not written in the config."""
+        try:
+            text = settings_path(self.config, model_id).read_text()
+            return WorkerSettings.from_json(text).port
+        except (OSError, ValueError, KeyError, TypeError):
+            model = self._model(model_id)
+            return model.port if model is not None else None
 
     def tick(self) -> list[dict[str, Any]]:
         actions: list[dict[str, Any]] = []
@@ -84,7 +99,8 @@ class MemWatch:
         for model_id, info in workers.items():
             rss = self.probe.tree_rss(info.pid)
             self.log({"event": "rss", "model": model_id, "pid": info.pid, "rss_bytes": rss})
-            cap = self.config.model(model_id).max_rss_gb
+            model = self._model(model_id)
+            cap = model.max_rss_gb if model is not None else None
             if cap is not None and rss > cap * GB:
                 actions.append(self._restart(model_id, info.name, rss, cap))
         pressure = self._pressure()
@@ -114,12 +130,12 @@ class MemWatch:
         """Workers whose /health answers; one that does not is left to the gateway."""
         residents = []
         for model_id in workers:
-            model = self.config.model(model_id)
-            health = self.health(model.port)
+            port = self._port(model_id)
+            health = self.health(port) if port is not None else None
             if health is not None:
-                residents.append(
-                    Resident(model_id, health.last_activity, health.busy, model.pinned)
-                )
+                model = self._model(model_id)
+                pinned = model.pinned if model is not None else False
+                residents.append(Resident(model_id, health.last_activity, health.busy, pinned))
         return residents
 
     def _stop(self, model_id: str, program: str, pressure: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +143,33 @@ class MemWatch:
         action = {"event": "stop_lru_over_threshold", "model": model_id, **pressure}
         self.log(action)
         return action
+
+
+class FollowedConfig:
+    """The config file as it is now: re-read when it changes (its limits apply at once,
+    as in the gateway); one with a mistake is refused and the last good one stays."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._stamp = _stamp(config.source)
+
+    def current(self) -> Config:
+        stamp = _stamp(self.config.source)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self.config = load_config(self.config.source)
+            except ConfigError as exc:
+                emit({"event": "config_refused", "key": exc.key, "error": str(exc)})
+        return self.config
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def main() -> None:
@@ -144,9 +187,11 @@ def main() -> None:
         PsutilProbe.presenting(config.file.memory.total_gb),
         http_health(config.file.workers.host),
     )
+    followed = FollowedConfig(config)
     while True:
         _headers, _payload = childutils.listener.wait(sys.stdin, sys.stdout)
         try:
+            watch.config = followed.current()
             watch.tick()
         except Exception as exc:  # a bad tick must not kill the listener
             emit({"event": "tick_failed", "error": repr(exc)})

@@ -46,8 +46,10 @@ class Upstream:
 
 def order_chain(fleet: Fleet, route: Route) -> list[str]:
     """Ready models first (in chain order), then the rest: a loaded fallback beats a load."""
-    ready = [m for m in route.chain if fleet.workers[m].state is State.READY]
-    return ready + [m for m in route.chain if m not in ready]
+    # A model removed by a reload since the route was resolved is left out.
+    present = [m for m in route.chain if m in fleet.workers]
+    ready = [m for m in present if fleet.workers[m].state is State.READY]
+    return ready + [m for m in present if m not in ready]
 
 
 def body_for(payload: dict[str, Any], original: bytes, model_id: str, route: Route) -> bytes:

@@ -68,8 +68,9 @@ class StreamHead:
         self._keepalive: asyncio.Task[None] | None = None
 
     def keep_alive_while_loading(self, fleet: Fleet, route: Route) -> None:
-        first = fleet.workers[order_chain(fleet, route)[0]]
-        if first.state is not State.READY:
+        chain = order_chain(fleet, route)
+        first = fleet.workers[chain[0]] if chain else None
+        if first is not None and first.state is not State.READY:
             self._keepalive = asyncio.create_task(self._keep_alive(first.id))
 
     async def stop_keepalive(self) -> None:

@@ -53,8 +53,9 @@ def routes(gateway: Gateway) -> list[Route]:
     async def unload(request: Request) -> Response:
         require_admin_key(request.scope, gateway.config.file.security.admin_key)
         model_id = await _model_field(request, gateway)
+        worker = gateway.fleet.workers[model_id]  # a removed model is gone once unloaded
         await gateway.fleet.unload(model_id, reason="admin request")
-        return JSONResponse(gateway.fleet.workers[model_id].status())
+        return JSONResponse(worker.status())
 
     return [
         Route("/healthz", healthz),

@@ -108,8 +108,8 @@ def test_unknown_backend_is_reported(tmp_path: Path) -> None:
 
 def test_missing_required_model_key(tmp_path: Path) -> None:
     config = two_models()
-    del config["models"][0]["port"]
-    assert error_for(tmp_path, config) == "models[0].port: required key is missing"
+    del config["models"][0]["backend"]  # `port` is optional now: workers.port_range
+    assert error_for(tmp_path, config) == "models[0].backend: required key is missing"
 
 
 def test_worker_settings_merge_model_and_worker_defaults(tmp_path: Path) -> None:

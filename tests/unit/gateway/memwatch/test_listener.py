@@ -10,9 +10,11 @@ from typing import Any
 import yaml
 
 from gateway.config.loader import load_config
+from gateway.fleet.programs import write_program
 from gateway.memory.probe import GB, SystemMemory
-from gateway.memwatch.listener import MemWatch
+from gateway.memwatch.listener import FollowedConfig, MemWatch
 from workers.contract.health import Health, ModelState
+from workers.contract.settings import BackendName, WorkerSettings
 
 
 class FakeRpc:
@@ -54,7 +56,7 @@ def config(tmp_path: Path) -> Any:
     ]
     (tmp_path / "models").mkdir()
     path = tmp_path / "lmx.yaml"
-    path.write_text(yaml.safe_dump({"models_dir": "models", "models": models,
+    path.write_text(yaml.safe_dump({"models_dir": "models", "run_dir": "run", "models": models,
                                     "memory": {"max_memory_percent": 80}}))  # fmt: skip
     return load_config(path)
 
@@ -107,3 +109,28 @@ def test_under_threshold_nothing_is_stopped(tmp_path: Path) -> None:
     watch = MemWatch(config(tmp_path), rpc, machine, health_table({}), lambda e: None)
     assert watch.tick() == []
     assert rpc.calls == []
+
+
+def test_a_library_worker_is_watched_on_the_port_its_settings_file_names(tmp_path: Path) -> None:
+    watched = config(tmp_path)
+    # The gateway's settings file for a model found in models_dir, which the config
+    # (as memwatch read it) does not list.
+    path = tmp_path / "models" / "lib.gguf"
+    write_program(watched, WorkerSettings("lib", BackendName.LLAMA_CPP, path, port=20001))
+    rpc = FakeRpc({"lib": 14, "b": 12})
+    machine = Machine(10 * GB, 9 * GB, {14: GB, 12: GB})
+    health = health_table({
+        20001: {"in_flight": 0, "last_request_at": 10.0},    # the least recently used
+        10002: {"in_flight": 0, "last_request_at": 200.0},
+    })  # fmt: skip
+    MemWatch(watched, rpc, machine, health, lambda e: None).tick()
+    assert rpc.calls == [("stop", "worker-lib")]
+
+
+def test_memwatch_follows_the_config_file_and_keeps_the_last_good_one(tmp_path: Path) -> None:
+    followed = FollowedConfig(config(tmp_path))
+    path = tmp_path / "lmx.yaml"
+    path.write_text(path.read_text().replace("max_memory_percent: 80", "max_memory_percent: 60"))
+    assert followed.current().file.memory.max_memory_percent == 60
+    path.write_text(path.read_text().replace("max_memory_percent: 60", "max_memory_percnt: 50"))
+    assert followed.current().file.memory.max_memory_percent == 60

@@ -61,6 +61,7 @@ class Gateway:
         self.pulls = Pulls()
         self.operations = Operations(config)
         self.live = LiveConfig(self)
+        self.pulls.model_id_for = self._pulled_model_id
         # Called with each config applied after start-up (app.py's browser guard).
         self.on_config: list[Callable[[Config], None]] = []
 
@@ -76,6 +77,13 @@ class Gateway:
         for hook in self.on_config:
             hook(config)
         return changes
+
+    async def _pulled_model_id(self, path: Path) -> str | None:
+        """The id a finished pull is served as: the library looks at once, not after the
+        watch's settling time (the download is known to be whole)."""
+        await self.live.rescan("pull", settle=False)
+        target = path.resolve()
+        return next((m.id for m in self.config.models if self.config.model_path(m) == target), None)
 
     async def startup(self) -> None:
         self.watch.start()

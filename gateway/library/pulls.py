@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,9 +26,9 @@ from workers.contract.errors import ApiError
 log = logging.getLogger("lmx.pulls")
 
 Event = dict[str, Any]
-# The model id a pulled file or folder (its absolute path) is served as; set by whoever
-# knows how ids are derived from paths (the model library).
-ModelIdFor = Callable[[Path], str | None]
+# The model id a pulled file or folder (its absolute path) is served as, once the gateway
+# has taken it in; set by whoever knows how ids are derived from paths (the model library).
+ModelIdFor = Callable[[Path], Awaitable[str | None]]
 # Called on the event loop when a pull's thread is done: the failure, or the bytes pulled.
 Ended = Callable[["Pull", BaseException | None, int], None]
 
@@ -94,6 +94,7 @@ class Pulls:
     def __init__(self) -> None:
         self.model_id_for: ModelIdFor | None = None
         self._running: dict[PullSpec, Pull] = {}
+        self._concluding: set[asyncio.Future[None]] = set()
 
     def follow(self, spec: PullSpec, models_dir: Path) -> AsyncGenerator[Event, None]:
         """The events of the pull of `spec`: the one running, else a new one."""
@@ -125,40 +126,53 @@ class Pulls:
                 )
 
     def _ended(self, pull: Pull, failure: BaseException | None, total: int) -> None:
-        self._running.pop(pull.spec, None)
+        # The success event names the model the files are served as, which takes the
+        # library a look at the folder: awaited, so the pull's followers wait for it.
+        task = asyncio.ensure_future(self._conclude(pull, failure, total))
+        self._concluding.add(task)
+        task.add_done_callback(self._concluding.discard)
+
+    async def _conclude(self, pull: Pull, failure: BaseException | None, total: int) -> None:
         spec = pull.spec
-        if failure is None:
-            path = spec.target
-            model_id = self._model_id(pull.models_dir / path)
-            log_event(
-                "pull_finished", repo=spec.repo, path=str(path), bytes=total, seconds=pull.seconds
-            )
-            event = {
-                "status": "success",
-                "repo": spec.repo,
-                "path": str(path),
-                "bytes": total,
-                "id": model_id,
-            }
-        else:
-            error = hub_error(failure, spec)
-            if error.code == "pull_failed":
-                log.error("pull of %s failed", spec.target, exc_info=failure)
-            log_event(
-                "pull_failed",
-                repo=spec.repo,
-                file=spec.file,
-                code=error.code,
-                message=error.message,
-            )
-            event = {"status": "error", "error": error.body()["error"]}
+        try:
+            if failure is None:
+                path = spec.target
+                model_id = await self._model_id(pull.models_dir / path)
+                log_event(
+                    "pull_finished",
+                    repo=spec.repo,
+                    path=str(path),
+                    bytes=total,
+                    seconds=pull.seconds,
+                )
+                event = {
+                    "status": "success",
+                    "repo": spec.repo,
+                    "path": str(path),
+                    "bytes": total,
+                    "id": model_id,
+                }
+            else:
+                error = hub_error(failure, spec)
+                if error.code == "pull_failed":
+                    log.error("pull of %s failed", spec.target, exc_info=failure)
+                log_event(
+                    "pull_failed",
+                    repo=spec.repo,
+                    file=spec.file,
+                    code=error.code,
+                    message=error.message,
+                )
+                event = {"status": "error", "error": error.body()["error"]}
+        finally:
+            self._running.pop(spec, None)
         pull.publish(event)
 
-    def _model_id(self, path: Path) -> str | None:
+    async def _model_id(self, path: Path) -> str | None:
         if self.model_id_for is None:
             return None
         try:
-            return self.model_id_for(path)
+            return await self.model_id_for(path)
         except Exception:
             log.exception("model_id_for(%s) failed", path)
             return None

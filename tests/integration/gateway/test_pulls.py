@@ -109,8 +109,11 @@ def test_pull_of_a_gguf_file_streams_progress_then_success(stack: Stack, paced: 
         "repo": "acme/tiny-gguf",
         "path": "acme/tiny-gguf/tiny.gguf",
         "bytes": len(data),
-        "id": None,
+        "id": "tiny",  # the library's id for it, served from the moment the pull ends
     }
+    with stack.client() as c:
+        listed = {m["id"]: m for m in c.get("/v1/models").json()["data"]}
+    assert listed["tiny"]["backend"] == "llama_cpp"
     assert len(progress) >= 3
     assert all(e["status"] == "downloading" and e["file"] == "tiny.gguf" for e in progress)
     assert all(e["total"] == len(data) and e["rate_bytes_s"] > 0 for e in progress)
@@ -131,6 +134,8 @@ def test_pull_of_a_snapshot_fetches_the_folder_and_keeps_the_token_on_the_hub(
     hub.add_repo("acme/tiny-mlx", files)
     *progress, last = pull(stack, {"repo": "acme/tiny-mlx"})
     assert last["status"] == "success" and last["path"] == "acme/tiny-mlx"
+    assert last["id"] == "tiny-mlx"  # the folder is an MLX model in the library
+    assert stack.status("tiny-mlx")["source"] == "library"
     assert last["bytes"] == sum(len(d) for d in files.values())
     assert {e["file"] for e in progress} == set(files)
     for name, data in files.items():

@@ -101,7 +101,9 @@ def test_pull_of_an_unknown_repo_ends_with_an_error_line(client: ollama.Client) 
 
 
 def test_pull_needs_the_admin_key(stack: Stack) -> None:
-    with ollama.Client(host=stack.url, timeout=30) as anonymous:
-        with pytest.raises(ollama.ResponseError) as caught:
-            anonymous.pull("acme/tiny-GGUF")
+    with (
+        ollama.Client(host=stack.url, timeout=30) as anonymous,
+        pytest.raises(ollama.ResponseError) as caught,
+    ):
+        anonymous.pull("acme/tiny-GGUF")
     assert caught.value.status_code == 401

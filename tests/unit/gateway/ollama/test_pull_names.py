@@ -57,7 +57,7 @@ def test_a_repo_without_gguf_files_is_pulled_whole() -> None:
 
 
 def test_a_tag_no_file_matches_is_an_error_listing_the_files() -> None:
-    with pytest.raises(LookupError, match="model-Q4_K_M.gguf"):
+    with pytest.raises(LookupError, match=r"model-Q4_K_M\.gguf"):
         pick_file(FILES, "Q2_K")
     with pytest.raises(LookupError):
         pick_file(["config.json"], "Q4_K_M")

@@ -4,7 +4,6 @@ would cost more than the proxying itself."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Iterable
 from typing import Any
@@ -76,7 +75,7 @@ async def _wait_disconnect(receive: Receive) -> Message:
 
 
 async def stop_task(task: asyncio.Task[None]) -> None:
-    """Cancel a helper task (a keepalive writer) and wait until it has really stopped."""
+    """Cancel a helper task (a keepalive writer) and wait until it has really stopped.
+    A cancellation of the caller meanwhile still reaches the caller."""
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait([task])

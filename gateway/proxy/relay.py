@@ -78,6 +78,13 @@ class StreamHead:
         if self._keepalive is not None:
             await stop_task(self._keepalive)
 
+    def abandon(self) -> None:
+        """The request has ended, perhaps cancelled mid-load by a client that left: its
+        keepalive must not outlive it (uvicorn drops writes to a closed connection
+        silently, so nothing else would ever stop it)."""
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+
     async def send_once(self, status: int, head: list[tuple[bytes, bytes]]) -> None:
         if not self.sent:
             self.sent = True

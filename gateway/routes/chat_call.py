@@ -83,6 +83,8 @@ class ChatCall:
             if not head.sent:
                 raise
             await send_events(send, translation.error(exc))
+        finally:
+            head.abandon()
         await send_body(send, b"")
 
 

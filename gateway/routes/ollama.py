@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
 from gateway.asgi import send_body, send_json, start_response, until_disconnect
 from gateway.fleet.states import State
 from gateway.fleet.worker_handle import WorkerHandle
+from gateway.library.pull_spec import inside
 from gateway.ollama import models
+from gateway.ollama import pull as ollama_pull
 from gateway.ollama.answers import Kind, OllamaAnswer, embed_answer, load_answer
 from gateway.ollama.errors import ollama_error_response
 from gateway.ollama.requests import (
@@ -42,16 +44,12 @@ from gateway.routing import Route
 from gateway.service import Gateway
 from workers.contract.body import parse_json_object, read_body
 from workers.contract.errors import ApiError
-from workers.contract.keys import forwarded_auth, require_api_key
+from workers.contract.keys import forwarded_auth, require_admin_key, require_api_key
 
 Json = dict[str, Any]
 # The Ollama API level these routes follow (thinking, tool calls, structured output).
 OLLAMA_VERSION = "0.12.0"
 NDJSON_HEAD = [(b"content-type", b"application/x-ndjson")]
-PULL_ELSEWHERE = (
-    "pulling models is not served on the Ollama API here: use `lmx pull <model>` "
-    "or POST /admin/models/pull, then add the model to config/lmx.yaml"
-)
 
 
 def endpoints(gateway: Gateway) -> dict[str, ModelRoute]:
@@ -223,12 +221,23 @@ def routes(gateway: Gateway) -> list[StarletteRoute]:
         return JSONResponse(models.show(gateway, models.resolve_model(gateway.router, name)))
 
     async def pull(request: Request) -> Response:
-        keyed(request)
+        # A download changes the machine: the admin key once one is set, as on
+        # /admin/models/pull; without one, the API keys as on every /api route.
+        admin_key = gateway.config.file.security.admin_key
+        if admin_key:
+            require_admin_key(request.scope, admin_key)
+        else:
+            keyed(request)
         body = await _body(request, gateway)
         name = body.get("model") if body.get("model") is not None else body.get("name")
         if not isinstance(name, str) or not name:
             raise ApiError(400, "model: field required", param="model")
-        raise ApiError(501, PULL_ELSEWHERE, code="not_implemented")
+        spec = await ollama_pull.resolve(name)
+        inside(gateway.config.models_dir, spec.target)
+        lines = ollama_pull.progress_lines(gateway.pulls.follow(spec, gateway.config.models_dir))
+        if body.get("stream") is False:
+            return _last_line(await _collect(lines))
+        return StreamingResponse(_ndjson(lines), media_type="application/x-ndjson")
 
     return [
         StarletteRoute("/api/version", version),
@@ -237,6 +246,25 @@ def routes(gateway: Gateway) -> list[StarletteRoute]:
         StarletteRoute("/api/show", show, methods=["POST"]),
         StarletteRoute("/api/pull", pull, methods=["POST"]),
     ]
+
+
+async def _collect(lines: AsyncIterator[Json]) -> Json:
+    last: Json = {}
+    async for line in lines:
+        last = line
+    return last
+
+
+def _last_line(line: Json) -> Response:
+    """A pull asked for with `"stream": false`: its outcome alone, as Ollama answers."""
+    if "error" in line:
+        return ollama_error_response(ApiError(502, str(line["error"])))
+    return JSONResponse(line)
+
+
+async def _ndjson(lines: AsyncIterator[Json]) -> AsyncIterator[bytes]:
+    async for line in lines:
+        yield json.dumps(line).encode() + b"\n"
 
 
 async def _body(request: Request, gateway: Gateway) -> Json:

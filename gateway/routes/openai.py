@@ -70,3 +70,5 @@ class ModelEndpoint(ModelRoute):
             if not head.sent:
                 raise
             await send_body(send, sse_error(exc))
+        finally:
+            head.abandon()

@@ -56,9 +56,10 @@ def nothing_loaded_after(stack: Stack) -> Iterator[None]:
 
 
 def row(table: str, model_id: str) -> list[str]:
-    """The cells of the table row that starts with `model_id`."""
+    """The cells of the table row that starts with `model_id` (cells are two or more
+    spaces apart; a cell such as `12 B` or `fast, either` holds single spaces)."""
     for line in table.splitlines():
-        cells = line.split()
+        cells = re.split(r"\s{2,}", line.strip())
         if cells and cells[0] == model_id:
             return cells
     raise AssertionError(f"no row for {model_id} in:\n{table}")
@@ -79,7 +80,8 @@ def test_ls_lists_every_model_with_backend_state_and_aliases(stack: Stack) -> No
     assert row(result.stdout, "ID")[:6] == ["ID", "BACKEND", "SIZE", "CONTEXT", "STATE", "ALIASES"]
     alpha = row(result.stdout, "alpha")
     assert alpha[1] == "scripted" and alpha[4] == "unloaded"
-    assert " ".join(alpha[5:]) == "fast, either"
+    assert alpha[2].endswith(" B") and alpha[3] == "4,096"  # its file's size; the default context
+    assert alpha[5] == "fast, either"
     assert row(result.stdout, "beta")[5] == "either"
     assert row(result.stdout, "alpine")[5] == "-"
 
@@ -136,7 +138,7 @@ def test_load_with_ttl_then_ps_shows_the_process_and_its_ttl(stack: Stack) -> No
     table = lmx(stack, "ps")
     cells = row(table.stdout, "alpha")
     assert cells[1:4] == ["ready", str(status["pid"]), str(status["port"])]
-    assert re.fullmatch(r"4m [0-5]\ds", " ".join(cells[-2:])), cells  # TTL left, under 5m
+    assert re.fullmatch(r"4m [0-5]\ds", cells[-1]), cells  # TTL left, under 5m
 
 
 def test_ttl_from_load_unloads_the_idle_model(stack: Stack) -> None:

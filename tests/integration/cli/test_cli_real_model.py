@@ -41,6 +41,9 @@ def test_run_answers_with_the_real_model(stack: Stack) -> None:
 
 def test_ls_shows_the_real_model_loaded_after_the_answer(stack: Stack) -> None:
     lmx(stack, "load", "smollm2-135m")
-    (row,) = json.loads(lmx(stack, "ls", "--json").stdout)
+    rows = {r["id"]: r for r in json.loads(lmx(stack, "ls", "--json").stdout)}
+    # models/ also holds the MLX copy, which the model library lists beside the entry.
+    row = rows["smollm2-135m"]
+    assert row["size_bytes"] == GGUF.stat().st_size and row["context_length"] > 0
     assert (row["id"], row["backend"], row["state"]) == ("smollm2-135m", "llama_cpp", "ready")
     assert row["aliases"] == ["fast"]

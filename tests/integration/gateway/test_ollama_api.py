@@ -411,11 +411,11 @@ def test_failed_load_is_a_503(client: ollama.Client) -> None:
     assert status == 503 and "weights file is corrupt" in message
 
 
-def test_pull_says_where_pulls_are_served(client: ollama.Client) -> None:
+def test_pull_of_an_ollama_library_name_says_how_to_name_a_repo(client: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as caught:
         client.pull("smollm2:135m")
     status, message = _error(caught)
-    assert status == 501 and "lmx pull" in message and "/admin/models/pull" in message
+    assert status == 400 and "owner/name" in message and "hf.co/" in message
 
 
 def test_raw_http_errors_are_ollama_shaped(stack: Stack) -> None:

@@ -1,16 +1,21 @@
 """Turn a request's `model` into the chain of concrete model ids that may answer it.
 
 A name is, in this order: `default`/`auto` (routing.default), a preset (`preset:<name>`
-or the bare name), an alias (a fallback chain), or a model id.
+or the bare name), an alias (a fallback chain), or a model id. Routes that peers may
+answer (gateway.peers) also know `peer/model-id` and the ids only peers have.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config.loader import RESERVED_NAMES, Config
 from workers.contract.errors import ApiError
+
+if TYPE_CHECKING:
+    from gateway.peers import Peers
 
 PRESET_PREFIX = "preset:"
 
@@ -21,6 +26,9 @@ class Route:
     chain: tuple[str, ...]
     params: dict[str, Any] = field(default_factory=dict)
     system: str | None = None
+    # Peers may answer (the proxy asks gateway.peers which host goes first).
+    anywhere: bool = False
+    peer: str | None = None  # `peer/model-id`: that peer only
 
 
 class Router:
@@ -45,6 +53,35 @@ class Router:
             chain = self._chain(preset.model, name)
             return Route(name, chain, dict(preset.params), preset.system)
         return Route(name, self._chain(target, name))
+
+    def knows(self, name: str) -> bool:
+        """Whether `name` means something on this host: a model, alias, preset or default."""
+        presets = self._routing.presets
+        return (
+            name in self._known
+            or name in self._routing.aliases
+            or name in RESERVED_NAMES
+            or name.removeprefix(PRESET_PREFIX) in presets
+        )
+
+    def resolve_anywhere(self, name: object, peers: Peers) -> Route:
+        """As `resolve`, for a request that peers may answer. A name known here keeps its
+        meaning here; `peer/model-id` is that peer's model; an id only peers list is theirs."""
+        if not isinstance(name, str) or not name or self.knows(name):
+            return dataclasses.replace(self.resolve(name), anywhere=True)
+        peer, _, model_id = name.partition("/")
+        if model_id and peers.has_peer(peer):
+            return Route(name, (model_id,), anywhere=True, peer=peer)
+        if peers.knows(name):
+            return Route(name, (name,), anywhere=True)
+        here = self.names()
+        available = [*here, *peers.names(set(here))]
+        raise ApiError(
+            404,
+            f"model {name!r} does not exist; available: {', '.join(available)}",
+            param="model",
+            code="model_not_found",
+        )
 
     def _target(self, name: str) -> str:
         if name in RESERVED_NAMES:

@@ -18,6 +18,7 @@ from gateway.library.pulls import Pulls
 from gateway.live import LiveConfig
 from gateway.memory.probe import MemoryProbe, PsutilProbe
 from gateway.operations import Operations
+from gateway.peers import Peers
 from gateway.proxy.forward import Proxy
 from gateway.proxy.upstream import Timeouts, UpstreamClient
 from gateway.routing import Router
@@ -56,14 +57,15 @@ class Gateway:
         self.probe = probe or PsutilProbe.presenting(config.file.memory.total_gb)
         self.http = control_client(config)
         self.fleet = Fleet(config, self.supervisor, self.http, self.probe)
-        self.proxy = Proxy(self.fleet, upstream_client(config))
+        self.peers = Peers(config)
+        self.proxy = Proxy(self.fleet, upstream_client(config), self.peers)
         self.watch = FleetWatch(self.fleet)
         self.pulls = Pulls()
         self.operations = Operations(config)
         self.live = LiveConfig(self)
         self.pulls.model_id_for = self._pulled_model_id
         # Called with each config applied after start-up (app.py's browser guard).
-        self.on_config: list[Callable[[Config], None]] = []
+        self.on_config: list[Callable[[Config], None]] = [self.peers.apply]
 
     def apply(self, config: Config) -> FleetChanges:
         """Swap in a new config: routing, keys and limits apply to the next request; the
@@ -88,6 +90,7 @@ class Gateway:
     async def startup(self) -> None:
         self.watch.start()
         self.live.start()
+        self.peers.start()
         for model_id in self.config.file.auto_load:
             self.fleet.start_loading(self.fleet.workers[model_id])
 
@@ -95,6 +98,7 @@ class Gateway:
         # Workers are supervisord's children, not ours: a gateway restart adopts them.
         await self.live.stop()
         await self.watch.stop()
+        await self.peers.stop()
         self.pulls.stop()
         loads = [w.load_task for w in self.fleet.workers.values() if w.load_task]
         for task in loads:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gateway.config.errors import ConfigError
 from gateway.config.model_set import RESERVED_NAMES
-from gateway.config.schema import ConfigFile
+from gateway.config.schema import ConfigFile, PeerConfig
 from workers.contract.settings import BackendName, check_model_options
 
 
@@ -24,6 +25,7 @@ def check_file(f: ConfigFile) -> None:
     _check_port_range(f.workers.port_range)
     _check_responses(f)
     _check_network(f)
+    _check_peers(f)
 
 
 def _check_responses(f: ConfigFile) -> None:
@@ -31,6 +33,49 @@ def _check_responses(f: ConfigFile) -> None:
         raise ConfigError("responses.max_age_days: must be more than 0")
     if f.responses.max_bytes < 1:
         raise ConfigError("responses.max_bytes: must be at least 1")
+
+
+# A peer's list is read at most this often, and at least this often while it answers.
+PEERS_REFRESH_S = (1.0, 3600.0)
+
+
+def _check_peers(f: ConfigFile) -> None:
+    low, high = PEERS_REFRESH_S
+    if not low <= f.peers_refresh_s <= high:
+        raise ConfigError(f"peers_refresh_s: must be between {low:g} and {high:g} seconds")
+    names: dict[str, int] = {}
+    for i, peer in enumerate(f.peers):
+        where = f"peers[{i}]"
+        if not peer.name or not all(c.isalnum() or c in "-_." for c in peer.name):
+            raise ConfigError(
+                f"{where}.name: {peer.name!r} must be letters, digits, '-', '_' or '.' "
+                "(it names the peer's models as <name>/<model-id>)"
+            )
+        if peer.name in names:
+            raise ConfigError(
+                f"{where}.name: {peer.name!r} is already used by peers[{names[peer.name]}]"
+            )
+        names[peer.name] = i
+        _check_peer_url(f"{where}.url", peer)
+
+
+def _check_peer_url(where: str, peer: PeerConfig) -> None:
+    try:
+        url = urlsplit(peer.url)
+        url.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {peer.url!r} is not a URL ({exc})") from None
+    if url.scheme != "http" or not url.hostname:
+        raise ConfigError(
+            f"{where}: {peer.url!r} must be http://host:port (another Opta-LMX gateway)"
+        )
+    if url.username is not None or url.password is not None or url.query or url.fragment:
+        raise ConfigError(
+            f"{where}: {peer.url!r} must be only scheme, host, port and path "
+            f"(a key goes in peers[...].api_key)"
+        )
+    if url.path.rstrip("/").endswith("/v1"):
+        raise ConfigError(f"{where}: {peer.url!r} must be the gateway's root, without /v1")
 
 
 def check_targets(f: ConfigFile, ids: Collection[str]) -> None:

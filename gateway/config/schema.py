@@ -119,6 +119,16 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class PeerConfig:
+    """Another Opta-LMX gateway whose models this one may route to (gateway.peers)."""
+
+    name: str
+    url: str  # the gateway's root: http://host:port
+    # Sent to the peer instead of the client's key (a secret: never logged or listed).
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class ConfigFile:
     """Exactly the keys a user may write, before paths are resolved."""
 
@@ -132,3 +142,6 @@ class ConfigFile:
     routing: RoutingSection = field(default_factory=RoutingSection)
     responses: ResponsesSection = field(default_factory=ResponsesSection)
     auto_load: list[str] = field(default_factory=list)
+    peers: list[PeerConfig] = field(default_factory=list)
+    # How often each peer's model list is read again while it answers.
+    peers_refresh_s: float = 10.0

@@ -3,7 +3,8 @@
 The body is re-encoded only when the `model` field (or a preset) must change. Streams
 are relayed chunk by chunk, never buffered; the upstream response is closed in a
 `finally` in every outcome. A failure before anything reached the client moves on to
-the next model of the alias chain; after that, it becomes one SSE error chunk and [DONE].
+the next model of the alias chain (or the next host that has it, gateway.peers); after
+that, it becomes one SSE error chunk and [DONE].
 """
 
 from __future__ import annotations
@@ -18,23 +19,29 @@ from gateway.fleet.fleet import Fleet
 from gateway.fleet.states import State
 from gateway.fleet.worker_handle import WorkerHandle
 from gateway.operations.requests import current_request
+from gateway.peers import PeerModel, Peers, Target
 from gateway.proxy.upstream import UpstreamClient, UpstreamError, UpstreamResponse
 from gateway.routing import Route
 from workers.contract import headers
 from workers.contract.errors import ApiError
 
-# Hop-by-hop and length headers are the gateway's own business, not the worker's.
+# Hop-by-hop and length headers are the gateway's own business, not the worker's; a
+# peer's x-lmx-model gives way to this gateway's name for its model.
 _DROP_HEADERS = frozenset(
     {b"content-length", b"transfer-encoding", b"connection", b"date", b"server"}
+    | {headers.MODEL.encode()}
 )
 RETRYABLE_STATUSES = frozenset({502, 503})
+# A peer's 4xx is its answer, passed on unchanged, except these: a 404 (its list changed
+# since we read it) and a refused key (ours, in peers[].api_key) try the next host.
+PEER_RETRYABLE_STATUSES = frozenset({401, 403, 404, 502, 503, 504})
 
 
 @dataclass
 class Upstream:
-    """An open worker response, and which model it is from."""
+    """An open answer, and which model it is from: a worker's here, or a peer's."""
 
-    worker: WorkerHandle
+    worker: WorkerHandle | PeerModel
     response: UpstreamResponse
 
     @property
@@ -62,9 +69,10 @@ def body_for(payload: dict[str, Any], original: bytes, model_id: str, route: Rou
 
 
 class Proxy:
-    def __init__(self, fleet: Fleet, client: UpstreamClient) -> None:
+    def __init__(self, fleet: Fleet, client: UpstreamClient, peers: Peers | None = None) -> None:
         self.fleet = fleet
         self.client = client
+        self.peers = peers
 
     @asynccontextmanager
     async def open(
@@ -81,10 +89,14 @@ class Proxy:
         ApiError once the upstream answer is closed."""
         with current_request.get().cancellable():
             last: ApiError | None = None
-            for model_id in order_chain(self.fleet, route):
-                content = body_for(payload, body, model_id, route)
+            for target in self._targets(route):
                 try:
-                    upstream = await self._answer(model_id, path, content, auth or {})
+                    if isinstance(target, PeerModel):
+                        content = body_for(payload, body, target.model, route)
+                        upstream = await self._ask_peer(target, path, content)
+                    else:
+                        content = body_for(payload, body, target, route)
+                        upstream = await self._answer(target, path, content, auth or {})
                 except ApiError as exc:
                     last = exc
                     continue
@@ -93,8 +105,39 @@ class Proxy:
                     return
                 finally:
                     await upstream.response.aclose()
-                    upstream.worker.end_request()
+                    if isinstance(upstream.worker, WorkerHandle):
+                        upstream.worker.end_request()
             raise last or ApiError(503, f"no model of {route.requested!r} could answer")
+
+    def _targets(self, route: Route) -> list[Target]:
+        """This host's models of the chain, or, for a route peers may answer, every host
+        that has them, in the order gateway.peers.hosts gives."""
+        if self.peers is None or not self.peers.states or not route.anywhere:
+            return list(order_chain(self.fleet, route))
+        workers = self.fleet.workers
+        local_ready = {
+            m: workers[m].state is State.READY
+            for m in route.chain
+            if m in workers and route.peer is None
+        }
+        return self.peers.plan(route, local_ready)
+
+    async def _ask_peer(self, target: PeerModel, path: str, body: bytes) -> Upstream:
+        """A peer's answer, sent with its key and the hop mark (gateway.peers.state)."""
+        current_request.get().trying(target.id, ready=True)
+        peer = self.peers.states.get(target.peer) if self.peers is not None else None
+        if peer is None:  # removed by a reload since the route was planned
+            raise ApiError(503, f"peer {target.peer!r} is no longer configured")
+        try:
+            response = await peer.post(self.client, path, body)
+        except UpstreamError as exc:
+            raise ApiError(502, f"peer {peer.name} did not answer: {exc}") from None
+        if response.status_code in PEER_RETRYABLE_STATUSES:
+            refusal = await worker_refusal(Upstream(target, response))
+            await response.aclose()
+            raise _peer_refusal(target, response.status_code, refusal)
+        peer.answered(target.model)
+        return Upstream(target, response)
 
     async def _answer(
         self, model_id: str, path: str, body: bytes, auth: dict[str, str]
@@ -129,6 +172,17 @@ class Proxy:
             await response.aclose()
             raise ApiError(502, f"worker {worker.id} failed: {detail}", code="worker_error")
         return Upstream(worker, response)
+
+
+def _peer_refusal(target: PeerModel, status: int, refusal: ApiError) -> ApiError:
+    """What a peer's failure becomes when no other host takes the request: its own 404
+    (the model is not there), or a 502 saying what went wrong there."""
+    if status == 404:
+        return refusal
+    if status in (401, 403):
+        message = f"peer {target.peer} refused the api_key of its peers entry"
+        return ApiError(502, message, code="peer_refused_key")
+    return ApiError(502, f"peer {target.peer} failed: {refusal.message}", code="peer_error")
 
 
 async def worker_refusal(upstream: Upstream) -> ApiError:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from gateway.fleet.worker_handle import WorkerHandle
+from gateway.peers import PeerModel
 
 
 @dataclass
@@ -18,10 +19,10 @@ class Timing:
     finished: float | None = None
     load_s: float = 0.0
 
-    def open(self, worker: WorkerHandle) -> None:
+    def open(self, worker: WorkerHandle | PeerModel) -> None:
         """The worker has answered; a load this request waited for ends in its ready time."""
         self.opened = time.monotonic()
-        if worker.ready_since > self.started_wall:
+        if isinstance(worker, WorkerHandle) and worker.ready_since > self.started_wall:
             self.load_s = worker.ready_since - self.started_wall
 
     def token(self) -> None:

@@ -31,7 +31,13 @@ def routes(gateway: Gateway) -> list[Route]:
 
     async def status(request: Request) -> Response:
         require_admin_key(request.scope, gateway.config.file.security.admin_key)
-        return JSONResponse({"models": _status_entries(gateway), "memory": memory_view(gateway)})
+        return JSONResponse(
+            {
+                "models": _status_entries(gateway),
+                "memory": memory_view(gateway),
+                "peers": gateway.peers.status(),
+            }
+        )
 
     async def memory(request: Request) -> Response:
         require_admin_key(request.scope, gateway.config.file.security.admin_key)
@@ -126,7 +132,7 @@ def model_entries(gateway: Gateway) -> list[dict[str, Any]]:
                 "targets": list(chain),
             }
         )
-    return entries
+    return [*entries, *gateway.peers.model_entries(set(gateway.router.names()))]
 
 
 def memory_view(gateway: Gateway) -> dict[str, Any]:

@@ -51,7 +51,7 @@ class LMStudioEndpoint(ModelRoute):
         self.path = path
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
-        payload, route, stream = self.openai_request(body)
+        payload, route, stream = self.openai_request(body, scope)
         call = _Call(self.gateway, route, self.path, payload, forwarded_auth(scope))
         await until_disconnect(receive, call.stream(send) if stream else call.whole(send))
 

@@ -32,6 +32,7 @@ class MessagesEndpoint(ModelRoute):
     def __init__(self, gateway: Gateway, count_only: bool = False) -> None:
         super().__init__(gateway)
         self.count_only = count_only
+        self.reaches_peers = not count_only  # counting asks a worker's /tokenize
 
     def error_response(self, error: ApiError) -> Response:
         # A stream reports its own failures as `error` events once its head is out;
@@ -42,7 +43,7 @@ class MessagesEndpoint(ModelRoute):
         anthropic = parse_json_object(body)
         translate = to_openai_count_request if self.count_only else to_openai_request
         payload = translate(anthropic)
-        route = self.gateway.router.resolve(anthropic.get("model"))
+        route = self.resolve(anthropic.get("model"), scope)
         requested = str(anthropic["model"])
         call = ChatCall(self.gateway, route, payload, forwarded_auth(scope))
         if self.count_only:

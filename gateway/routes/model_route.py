@@ -11,6 +11,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.peers import from_peer
 from gateway.routing import Route
 from gateway.service import Gateway
 from workers.contract.body import parse_json_object, read_body
@@ -19,6 +20,10 @@ from workers.contract.keys import require_api_key
 
 
 class ModelRoute(ABC):
+    # Whether another gateway (gateway.peers) may answer: routes that send the worker an
+    # OpenAI request a peer's gateway serves as well.
+    reaches_peers = False
+
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
@@ -43,10 +48,18 @@ class ModelRoute(ABC):
     def error_response(self, error: ApiError) -> Response:
         return error_response(error)
 
-    def openai_request(self, body: bytes) -> tuple[dict[str, Any], Route, bool]:
+    def resolve(self, name: object, scope: Scope) -> Route:
+        """The route for `name`. A request a peer sent here is answered here or not at
+        all: one hop at most, so gateways that list each other cannot loop."""
+        router = self.gateway.router
+        if self.reaches_peers and not from_peer(scope):
+            return router.resolve_anywhere(name, self.gateway.peers)
+        return router.resolve(name)
+
+    def openai_request(self, body: bytes, scope: Scope) -> tuple[dict[str, Any], Route, bool]:
         """An OpenAI-shaped body: its JSON object, its model's route, whether it streams."""
         payload = parse_json_object(body)
-        route = self.gateway.router.resolve(payload.get("model"))
+        route = self.resolve(payload.get("model"), scope)
         stream = payload.get("stream", False)
         if not isinstance(stream, bool):
             raise ApiError(400, "`stream` must be true or false", param="stream")

@@ -36,6 +36,7 @@ from gateway.ollama.requests import (
     embeddings_request,
     generate_request,
 )
+from gateway.peers import PeerModel
 from gateway.proxy.forward import Upstream, order_chain, worker_refusal
 from gateway.proxy.reading import json_answer, model_header, open_payload, worker_chunks
 from gateway.proxy.timing import Timing
@@ -177,12 +178,12 @@ class _Call:
         if upstream.response.status_code != 200:
             raise await worker_refusal(upstream)
 
-    async def _keep_alive(self, worker: WorkerHandle) -> None:
+    async def _keep_alive(self, worker: WorkerHandle | PeerModel) -> None:
         """Ollama's keep_alive for the model that answered: 0 unloads it now (after this
         request, which is done); a duration is its idle time until it unloads. A pinned
-        model is the operator's to unload, not a client's."""
+        model is the operator's to unload, not a client's; a peer's is the peer's."""
         keep_alive = self.request.keep_alive
-        if worker.model.pinned:
+        if not isinstance(worker, WorkerHandle) or worker.model.pinned:
             return
         if keep_alive == 0:
             await self.gateway.fleet.unload(worker.id, reason="keep_alive 0 (Ollama API)")

@@ -35,13 +35,15 @@ class ProxyRequest:
 class ModelEndpoint(ModelRoute):
     """POST /v1/chat/completions, /v1/completions, /v1/embeddings."""
 
+    reaches_peers = True
+
     def __init__(self, gateway: Gateway, path: str, streams: bool = True) -> None:
         super().__init__(gateway)
         self.path = path
         self.streams = streams
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
-        payload, route, stream = self.openai_request(body)
+        payload, route, stream = self.openai_request(body, scope)
         request = ProxyRequest(route, payload, body, forwarded_auth(scope))
         if stream and self.streams:
             await until_disconnect(receive, self._stream(request, send))

@@ -39,13 +39,15 @@ _MAX_PAGE = 100
 class ResponsesEndpoint(ModelRoute):
     """POST /v1/responses."""
 
+    reaches_peers = True
+
     def __init__(self, gateway: Gateway, store: ResponseStore) -> None:
         super().__init__(gateway)
         self.store = store
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
         request = parse_request(parse_json_object(body))
-        route = self.gateway.router.resolve(request.model)
+        route = self.resolve(request.model, scope)
         items = await self._history(request.previous_response_id) + request.input
         call = ChatCall(self.gateway, route, chat_request(request, items), forwarded_auth(scope))
         draft = Draft(request.model, request.echo)

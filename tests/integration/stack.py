@@ -59,7 +59,8 @@ class Stack:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = str(self.config["gateway"]["host"])
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def client(self, timeout: float = 60.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)

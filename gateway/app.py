@@ -17,6 +17,7 @@ from gateway.envelopes import error_response_for
 from gateway.responses import ResponseStore
 from gateway.routes import admin as admin_routes
 from gateway.routes import config_reload
+from gateway.routes import dashboard as dashboard_routes
 from gateway.routes import lmstudio as lmstudio_routes
 from gateway.routes import ollama as ollama_routes
 from gateway.routes import operations as operations_routes
@@ -55,6 +56,7 @@ class GatewayApp:
                 *responses_routes.routes(gateway, store),
                 *ollama_routes.routes(gateway),
                 *lmstudio_routes.routes(gateway),
+                *dashboard_routes.routes(),
             ],
             lifespan=self._lifespan,
             exception_handlers={ApiError: _api_error, Exception: _unexpected},

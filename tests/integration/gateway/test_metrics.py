@@ -236,6 +236,14 @@ def test_translated_routes_count_exact_tokens(stack: Stack) -> None:
     assert entry["route"] == "/api/chat" and entry["status"] == 200
     assert entry["completion_tokens"] == ollama.json()["eval_count"]
     assert entry["prompt_tokens"] == ollama.json()["prompt_eval_count"]
+    assert entry["stream"] is False and entry["ttft_ms"] is not None  # gathered from a stream
+
+    with stack.client() as c:
+        lines = c.post("/api/chat", json={"model": "beta", "messages": GO}).text.splitlines()
+    settled(lambda: metrics(stack), before, 3)
+    entry = recent(stack, 1)[0]
+    assert entry["stream"] is True and entry["status"] == 200
+    assert entry["completion_tokens"] == json.loads(lines[-1])["eval_count"]
 
 
 # ---- gauges read at scrape time --------------------------------------------------------

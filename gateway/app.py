@@ -19,6 +19,7 @@ from gateway.routes import admin as admin_routes
 from gateway.routes import config_reload
 from gateway.routes import dashboard as dashboard_routes
 from gateway.routes import lmstudio as lmstudio_routes
+from gateway.routes import metrics as metrics_routes
 from gateway.routes import ollama as ollama_routes
 from gateway.routes import operations as operations_routes
 from gateway.routes import pulls as pull_routes
@@ -53,6 +54,7 @@ class GatewayApp:
                 *config_reload.routes(gateway),
                 *pull_routes.routes(gateway),
                 *operations_routes.routes(gateway),
+                *metrics_routes.routes(gateway),
                 *responses_routes.routes(gateway, store),
                 *ollama_routes.routes(gateway),
                 *lmstudio_routes.routes(gateway),

@@ -10,8 +10,11 @@ from typing import Any
 
 from starlette.types import Message, Receive, Send
 
+from gateway.operations.requests import current_request
+
 
 async def start_response(send: Send, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    current_request.get().status = status  # once per answer, not per chunk: for its history
     await send({"type": "http.response.start", "status": status, "headers": list(headers)})
 
 
@@ -45,6 +48,7 @@ async def until_disconnect(receive: Receive, work: Awaitable[None]) -> None:
         # Ours if the client left; a cancellation from outside as well still propagates.
         if not watch.gone or task.uncancel() > 0:
             raise
+        current_request.get().client_left = True  # the request's end, for its history
     else:
         if watch.gone:  # `work` swallowed our cancellation; keep the task's count right
             task.uncancel()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.config.loader import RESERVED_NAMES, Config
+from gateway.operations.requests import current_request
 from workers.contract.errors import ApiError
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Router:
     def resolve(self, name: object) -> Route:
         if not isinstance(name, str) or not name:
             raise ApiError(400, "`model` is required and must be a string", param="model")
+        current_request.get().asked_for(name)  # for the request history
         target = self._target(name)
         preset_name = name.removeprefix(PRESET_PREFIX)
         preset = self._routing.presets.get(preset_name)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway import events
 from gateway.config.loader import Config
 from gateway.fleet.fleet import Fleet
 from gateway.fleet.reconcile import FleetChanges, reconcile
@@ -64,8 +65,12 @@ class Gateway:
         self.operations = Operations(config)
         self.live = LiveConfig(self)
         self.pulls.model_id_for = self._pulled_model_id
-        # Called with each config applied after start-up (app.py's browser guard).
-        self.on_config: list[Callable[[Config], None]] = [self.peers.apply]
+        # Called with each config applied after start-up (app.py's browser guard, the
+        # peers, the history).
+        self.on_config: list[Callable[[Config], None]] = [
+            self.peers.apply,
+            self.operations.use_config,
+        ]
 
     def apply(self, config: Config) -> FleetChanges:
         """Swap in a new config: routing, keys and limits apply to the next request; the
@@ -88,6 +93,7 @@ class Gateway:
         return next((m.id for m in self.config.models if self.config.model_path(m) == target), None)
 
     async def startup(self) -> None:
+        events.listeners.append(self.operations.metrics.fleet_event)
         self.watch.start()
         self.live.start()
         self.peers.start()
@@ -106,3 +112,6 @@ class Gateway:
         await asyncio.gather(*loads, return_exceptions=True)
         await self.http.aclose()
         await self.proxy.client.aclose()
+        listener = self.operations.metrics.fleet_event
+        if listener in events.listeners:  # not there if start-up never ran
+            events.listeners.remove(listener)

@@ -13,6 +13,8 @@ from gateway.config.model_set import RESERVED_NAMES
 from gateway.config.schema import ConfigFile, PeerConfig
 from workers.contract.settings import BackendName, check_model_options
 
+MAX_HISTORY = 100_000  # entries of the request history, in memory
+
 
 def check_file(f: ConfigFile) -> None:
     ids = {m.id for m in f.models}
@@ -26,6 +28,8 @@ def check_file(f: ConfigFile) -> None:
     _check_responses(f)
     _check_network(f)
     _check_peers(f)
+    if not 1 <= f.logging.history_size <= MAX_HISTORY:
+        raise ConfigError(f"logging.history_size: must be between 1 and {MAX_HISTORY}")
 
 
 def _check_responses(f: ConfigFile) -> None:

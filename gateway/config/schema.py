@@ -79,6 +79,16 @@ class ResponsesSection:
 
 
 @dataclass(frozen=True)
+class LoggingSection:
+    """The request history (GET /admin/requests/recent), kept in memory only."""
+
+    # How many finished requests it keeps (the newest).
+    history_size: int = 500
+    # Sensitive: keep each request's body and whole answers' text in the history.
+    capture_bodies: bool = False
+
+
+@dataclass(frozen=True)
 class Preset:
     model: str
     system: str | None = None
@@ -141,6 +151,7 @@ class ConfigFile:
     security: SecuritySection = field(default_factory=SecuritySection)
     routing: RoutingSection = field(default_factory=RoutingSection)
     responses: ResponsesSection = field(default_factory=ResponsesSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
     auto_load: list[str] = field(default_factory=list)
     peers: list[PeerConfig] = field(default_factory=list)
     # How often each peer's model list is read again while it answers.

@@ -5,6 +5,11 @@ Every request to a model route holds a ticket from its arrival to its end (the r
 count the chunks they pass on. The ticket travels in a context variable, so the proxy and
 the relays need no extra parameter on the hot path.
 
+At its end the ticket also holds what the request came to, as cheap references noted
+where things happen (the status sent, the error raised, the answer or a stream's last
+bytes); gateway.operations.outcome reads them once the client has its answer, for the
+request history and the metrics.
+
 Cancelling cancels the request's task while the proxy holds the worker's answer open. The
 proxy first closes the upstream connection (so the worker sees its client go and stops
 generating, exactly as on a disconnect), then turns the cancellation into an ApiError
@@ -19,6 +24,7 @@ import enum
 import itertools
 import secrets
 import time
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -26,6 +32,7 @@ from starlette.types import Scope
 
 from gateway.events import log_event
 from workers.contract.errors import ApiError
+from workers.contract.trailer import StreamTrailer
 
 # 499 as nginx uses it ("closed request"): not a server failure, and one the OpenAI and
 # Anthropic SDKs do not retry (they retry 408, 409, 429 and 5xx), so a cancel stays one.
@@ -51,16 +58,25 @@ class RequestTicket:
     __slots__ = (
         "_proxied",
         "_proxying",
+        "answer",
+        "body",
         "cancelled",
         "client",
+        "client_left",
+        "error",
         "id",
         "model",
+        "requested",
         "route",
+        "sent",
         "started",
         "state",
+        "status",
         "stream",
+        "tail",
         "task",
         "tokens",
+        "trailer",
     )
 
     def __init__(self, request_id: str, scope: Scope, task: asyncio.Task[Any] | None) -> None:
@@ -76,6 +92,28 @@ class RequestTicket:
         self.cancelled = False
         self._proxying = False
         self._proxied = False
+        # What the request came to (gateway.operations.outcome reads these at its end):
+        self.requested: str | None = None  # the client's `model`, as written
+        self.body = b""
+        # The response head's status (gateway.asgi.start_response notes it: every answer of
+        # a model route but an error response, whose status is `error`'s); 0: none went out.
+        self.status = 0
+        self.error: ApiError | None = None  # the error the request ended with
+        self.client_left = False
+        self.sent = 0.0  # when it was last sent to a worker (monotonic)
+        self.tail = b""  # a relayed stream's last bytes: its trailer, or an error event
+        self.trailer: StreamTrailer | None = None  # a stream read back event by event
+        self.answer: bytes | dict[str, Any] | None = None  # a whole answer, as read
+
+    def asked_for(self, name: str) -> None:
+        if self.requested is None:  # the first name: Ollama's `x:latest` is tried as `x` too
+            self.requested = name
+
+    def comment(self, line: str) -> None:
+        """A comment line of a worker's stream read back event by event."""
+        trailer = StreamTrailer.from_line(line)
+        if trailer is not None:
+            self.trailer = trailer
 
     def trying(self, model_id: str, ready: bool) -> None:
         """The proxy turns to `model_id` (the next of an alias chain, after a failure)."""
@@ -83,7 +121,9 @@ class RequestTicket:
         self.state = RequestState.RUNNING if ready else RequestState.WAITING_FOR_LOAD
 
     def running(self) -> None:
+        """The proxy sends the request to the worker now."""
         self.state = RequestState.RUNNING
+        self.sent = time.monotonic()
 
     def cancellable(self) -> RequestTicket:
         """`with ticket.cancellable():` around the proxy's work. There a cancel becomes
@@ -101,9 +141,12 @@ class RequestTicket:
     ) -> None:
         self._proxying = False
         self._proxied = True
+        if isinstance(error, ApiError):  # every failure the proxy's work ends with
+            self.error = error
         if kind is asyncio.CancelledError and self.cancelled and self.task is not None:
             self.task.uncancel()
-            raise cancelled_error() from None
+            self.error = cancelled_error()
+            raise self.error from None
 
     def cancel(self) -> bool:
         """False when the proxy is done with the request: it is only sending what it has."""
@@ -124,12 +167,12 @@ class RequestTicket:
             "state": self.state.value,
             "age_s": round(now - self.started, 3),
             "tokens": self.tokens,
-            "client": _address(self.client),
+            "client": client_address(self.client),
             "stream": self.stream,
         }
 
 
-def _address(client: tuple[str, int] | None) -> str | None:
+def client_address(client: tuple[str, int] | None) -> str | None:
     if client is None:
         return None
     host, port = client
@@ -141,9 +184,14 @@ _UNTRACKED = RequestTicket("req_untracked", {}, None)
 current_request: ContextVar[RequestTicket] = ContextVar("lmx_request", default=_UNTRACKED)
 
 
+Finished = Callable[[RequestTicket, float], None]
+
+
 class RequestRegistry:
-    def __init__(self) -> None:
+    def __init__(self, finished: Finished | None = None) -> None:
+        """`finished(ticket, ended)` is called as each request ends (monotonic `ended`)."""
         self._tickets: dict[str, RequestTicket] = {}
+        self._finished = finished
         # Ids: this gateway's random prefix and a count (cheaper than random bytes each).
         self._prefix = secrets.token_hex(4)
         self._count = itertools.count(1)
@@ -152,7 +200,8 @@ class RequestRegistry:
         """`with registry.track(scope):` holds a ticket for the request running in this
         task, until it ends."""
         request_id = f"req_{self._prefix}{next(self._count):08x}"
-        return Tracking(self._tickets, RequestTicket(request_id, scope, asyncio.current_task()))
+        ticket = RequestTicket(request_id, scope, asyncio.current_task())
+        return Tracking(self._tickets, ticket, self._finished)
 
     def listing(self) -> list[dict[str, Any]]:
         """Requests whose model is known, oldest first."""
@@ -172,11 +221,14 @@ class RequestRegistry:
 class Tracking:
     """A ticket in the registry and in `current_request` for one request's lifetime."""
 
-    __slots__ = ("ticket", "tickets", "token")
+    __slots__ = ("finished", "ticket", "tickets", "token")
 
-    def __init__(self, tickets: dict[str, RequestTicket], ticket: RequestTicket) -> None:
+    def __init__(
+        self, tickets: dict[str, RequestTicket], ticket: RequestTicket, finished: Finished | None
+    ) -> None:
         self.tickets = tickets
         self.ticket = ticket
+        self.finished = finished
         self.token: Token[RequestTicket] | None = None
 
     def __enter__(self) -> RequestTicket:
@@ -188,3 +240,5 @@ class Tracking:
         if self.token is not None:
             current_request.reset(self.token)
         del self.tickets[self.ticket.id]
+        if self.finished is not None:
+            self.finished(self.ticket, time.monotonic())

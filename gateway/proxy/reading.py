@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from gateway.operations.requests import current_request
 from gateway.proxy.forward import Proxy, Upstream, worker_refusal
 from gateway.proxy.upstream import UpstreamError
 from gateway.routing import Route
@@ -37,13 +38,16 @@ async def json_answer(upstream: Upstream) -> Json:
         raise ApiError(502, f"worker {upstream.worker.id} sent malformed JSON: {exc}") from None
     if not isinstance(answer, dict):
         raise ApiError(502, f"worker {upstream.worker.id} sent a malformed answer")
+    current_request.get().answer = answer  # its usage, for the metrics (operations.outcome)
     return answer
 
 
 async def worker_chunks(upstream: Upstream) -> AsyncIterator[Json]:
-    """Each chunk of a worker's stream until [DONE]; its error event raised as a 502."""
+    """Each chunk of a worker's stream until [DONE]; its error event raised as a 502.
+    Its trailer (token counts, first output) goes on the request's ticket."""
+    ticket = current_request.get()
     try:
-        async for chunk in sse_payloads(upstream.response.aiter_lines()):
+        async for chunk in sse_payloads(upstream.response.aiter_lines(), ticket.comment):
             if "error" in chunk:
                 raise ApiError(502, str(chunk["error"].get("message", "worker error")))
             yield chunk

@@ -30,6 +30,7 @@ async def relay_whole(upstream: Upstream, send: Send) -> None:
         body = await upstream.response.aread()
     except UpstreamError as exc:
         raise ApiError(502, f"worker {upstream.worker.id} failed mid-answer: {exc}") from None
+    current_request.get().answer = body  # its usage, for the metrics (operations.outcome)
     length = (b"content-length", str(len(body)).encode())
     await start_response(send, upstream.response.status_code, [*upstream.headers, length])
     await send_body(send, body)
@@ -39,13 +40,17 @@ async def relay_stream(upstream: Upstream, send: Send, head: StreamHead) -> None
     """Relay SSE bytes as they come, under the worker's own head unless one already went out."""
     await head.send_once(upstream.response.status_code, upstream.headers)
     ticket = current_request.get()
+    previous = last = b""
     try:
         async for chunk in upstream.response.aiter_raw():
             ticket.tokens += chunk.count(b"data: {")  # the worker's events, for /admin/requests
+            previous, last = last, chunk  # the stream's end holds its trailer (operations.outcome)
             await send_body(send, chunk, more=True)
     except UpstreamError as exc:
         error = ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc}")
+        ticket.error = error
         await send_body(send, sse.sse_error(error), more=True)
+    ticket.tail = previous + last
     await send_body(send, b"")
 
 

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.asgi import send_body, send_json, until_disconnect
 from gateway.lmstudio.models import model_entry, model_info, runtime
 from gateway.lmstudio.stats import stats
+from gateway.operations.requests import current_request
 from gateway.proxy.fold import ChunkFold
 from gateway.proxy.forward import Upstream, worker_refusal
 from gateway.proxy.reading import model_header, open_payload, worker_chunks
@@ -86,6 +87,7 @@ class _Call:
         await send_json(send, 200, answer, model_header(upstream))
 
     async def stream(self, send: Send) -> None:
+        current_request.get().stream = True
         head = StreamHead(send, self.gateway.config.file.gateway.loading_keepalive_s)
         head.keep_alive_while_loading(self.gateway.fleet, self.route)
         try:

@@ -1,7 +1,8 @@
 """What every route that reaches a model starts with: the API key, then the body, read
 once under its limit. An ApiError raised before any byte went out is answered in the
 route's own error envelope; a client that left gets nothing. Each request is listed in
-/admin/requests (gateway.operations.requests) from its arrival to its end."""
+/admin/requests (gateway.operations.requests) from its arrival to its end, then in the
+request history and the metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.operations.requests import RequestTicket as Ticket
 from gateway.peers import from_peer
 from gateway.routing import Route
 from gateway.service import Gateway
@@ -28,18 +30,20 @@ class ModelRoute(ABC):
         self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with self.gateway.operations.requests.track(scope):
-            await self._serve(scope, receive, send)
+        with self.gateway.operations.requests.track(scope) as ticket:
+            await self._serve(scope, receive, send, ticket)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, ticket: Ticket) -> None:
         config = self.gateway.config.file
         try:
             require_api_key(scope, config.security.api_keys)
-            body = await read_body(scope, receive, config.gateway.max_body_bytes)
-            await self.handle(scope, receive, send, body)
+            ticket.body = await read_body(scope, receive, config.gateway.max_body_bytes)
+            await self.handle(scope, receive, send, ticket.body)
         except ClientGone:
+            ticket.client_left = True
             return
         except ApiError as exc:
+            ticket.error = exc
             await self.error_response(exc)(scope, receive, send)
 
     @abstractmethod

@@ -36,6 +36,7 @@ from gateway.ollama.requests import (
     embeddings_request,
     generate_request,
 )
+from gateway.operations.requests import current_request
 from gateway.peers import PeerModel
 from gateway.proxy.forward import Upstream, order_chain, worker_refusal
 from gateway.proxy.reading import json_answer, model_header, open_payload, worker_chunks
@@ -125,6 +126,7 @@ class _Call:
     async def stream(self, kind: Kind, send: Send) -> None:
         # No keepalive lines while a model loads: NDJSON has no comments, and Ollama's
         # clients wait for the first line without a read timeout.
+        current_request.get().stream = True
         answer = OllamaAnswer(kind, self.request.model, True, self.timing)
         started = False
         try:

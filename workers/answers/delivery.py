@@ -9,6 +9,7 @@ error chunk and [DONE].
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from workers.answers.answer import Answer, Usage
 from workers.contract import headers
 from workers.contract.errors import ApiError, ClientGone
 from workers.contract.sse import DONE, SSEResponse, sse_error, sse_event
+from workers.contract.trailer import StreamTrailer
 from workers.generation.bridge import Generation
 from workers.generation.cancellation import RequestWatch
 from workers.generation.job import Job
@@ -27,6 +29,8 @@ log = logging.getLogger("workers")
 # Where a finished generation leaves its token count for the request's log line
 # (workers.routes.boundary); the two modules share no other state.
 TOKENS_SCOPE_KEY = "lmx.completion_tokens"
+# When the request arrived (monotonic; set by workers.routes.boundary), for the trailer.
+ARRIVED_SCOPE_KEY = "lmx.arrived"
 
 
 async def respond(request: Request, worker: Worker, job: Job, answer: Answer) -> Response:
@@ -77,8 +81,9 @@ async def _whole(job: Job, answer: Answer, generation: Generation) -> dict[str, 
 async def _stream(
     job: Job, answer: Answer, generation: Generation, watch: RequestWatch, request: Request
 ) -> AsyncIterator[bytes]:
+    arrived = request.scope.get(ARRIVED_SCOPE_KEY) or time.monotonic()
     try:
-        async for event in _stream_events(job, answer, generation):
+        async for event in _stream_events(job, answer, generation, arrived):
             yield event
     except ClientGone:
         return
@@ -92,17 +97,31 @@ async def _stream(
         _note_tokens(request, generation)
 
 
-async def _stream_events(job: Job, answer: Answer, generation: Generation) -> AsyncIterator[bytes]:
+async def _stream_events(
+    job: Job, answer: Answer, generation: Generation, arrived: float
+) -> AsyncIterator[bytes]:
+    first_output_s: float | None = None
     for payload in answer.head():
         yield sse_event(payload)
     async for chunk in generation.chunks():
         for payload in answer.feed(chunk):
+            if first_output_s is None:
+                first_output_s = time.monotonic() - arrived
             yield sse_event(payload)
     for payload in answer.finish(generation.outcome):
+        if first_output_s is None:
+            first_output_s = time.monotonic() - arrived
         yield sse_event(payload)
+    usage = _usage(job, generation)
     if job.include_usage:
-        yield sse_event(answer.usage_chunk(_usage(job, generation)))
-    yield DONE
+        yield sse_event(answer.usage_chunk(usage))
+    # One write with [DONE], so the gateway finds it whole in the stream's last bytes.
+    yield _trailer(usage, first_output_s).frame() + DONE
+
+
+def _trailer(usage: Usage, first_output_s: float | None) -> StreamTrailer:
+    seconds = None if first_output_s is None else round(first_output_s, 6)
+    return StreamTrailer(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, seconds)
 
 
 def _note_tokens(request: Request, generation: Generation) -> None:

@@ -8,7 +8,7 @@ named events with the same framer.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from starlette.responses import Response
@@ -42,14 +42,20 @@ def sse_error(error: ApiError) -> bytes:
     return sse_event(error.body()) + DONE
 
 
-async def sse_payloads(lines: AsyncIterable[str]) -> AsyncIterator[Any]:
-    """The JSON payload of each `data:` line of an OpenAI stream, until `[DONE]`.
+async def sse_payloads(
+    lines: AsyncIterable[str], comments: Callable[[str], None] | None = None
+) -> AsyncIterator[Any]:
+    """The JSON payload of each `data:` line of an OpenAI stream, until `[DONE]`;
+    `comments` sees each comment line (a worker's trailer, workers.contract.trailer).
 
     Raises ValueError for a payload that is not JSON.
     """
     async for line in lines:
         if not line.startswith("data:"):
-            continue  # event names, comments and the blank lines between events
+            # event names, comments and the blank lines between events
+            if comments is not None and line.startswith(":"):
+                comments(line)
+            continue
         data = line[5:].strip()
         if data == "[DONE]":
             return

@@ -12,7 +12,7 @@ import time
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workers.answers.delivery import TOKENS_SCOPE_KEY
+from workers.answers.delivery import ARRIVED_SCOPE_KEY, TOKENS_SCOPE_KEY
 from workers.contract.errors import ApiError, ClientGone, error_response
 from workers.contract.keys import require_api_key
 
@@ -30,7 +30,7 @@ class Boundary:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.monotonic()
+        started = scope[ARRIVED_SCOPE_KEY] = time.monotonic()
         status: list[int] = []
 
         async def send_tracking(message: Message) -> None:

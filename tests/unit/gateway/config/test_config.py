@@ -195,3 +195,17 @@ def test_responses_store_limits_load_and_are_checked(tmp_path: Path) -> None:
     assert message == "responses.max_age_days: must be more than 0"
     message = error_for(tmp_path, two_models(responses={"max_bytes": 0}))
     assert message == "responses.max_bytes: must be at least 1"
+
+
+def test_logging_keys_load_and_are_checked(tmp_path: Path) -> None:
+    default = load_config(write(tmp_path, two_models()))
+    assert default.file.logging.history_size == 500
+    assert default.file.logging.capture_bodies is False
+    config = load_config(
+        write(tmp_path, two_models(logging={"history_size": 20, "capture_bodies": True}))
+    )
+    assert config.file.logging.history_size == 20 and config.file.logging.capture_bodies
+    message = error_for(tmp_path, two_models(logging={"history_size": 0}))
+    assert message == "logging.history_size: must be between 1 and 100000"
+    message = error_for(tmp_path, two_models(logging={"capture_bodies": "yes"}))
+    assert message.startswith("logging.capture_bodies: expected bool")

@@ -71,6 +71,7 @@ class Router:
         meaning here; `peer/model-id` is that peer's model; an id only peers list is theirs."""
         if not isinstance(name, str) or not name or self.knows(name):
             return dataclasses.replace(self.resolve(name), anywhere=True)
+        current_request.get().asked_for(name)  # for the request history
         peer, _, model_id = name.partition("/")
         if model_id and peers.has_peer(peer):
             return Route(name, (model_id,), anywhere=True, peer=peer)

@@ -31,7 +31,13 @@ def routes(gateway: Gateway) -> list[Route]:
 
     async def status(request: Request) -> Response:
         require_admin_key(request.scope, gateway.config.file.security.admin_key)
-        return JSONResponse({"models": _status_entries(gateway), "memory": memory_view(gateway)})
+        return JSONResponse(
+            {
+                "models": _status_entries(gateway),
+                "memory": memory_view(gateway),
+                "scheduler": gateway.fleet.scheduler.view(),
+            }
+        )
 
     async def memory(request: Request) -> Response:
         require_admin_key(request.scope, gateway.config.file.security.admin_key)

@@ -195,3 +195,15 @@ def test_responses_store_limits_load_and_are_checked(tmp_path: Path) -> None:
     assert message == "responses.max_age_days: must be more than 0"
     message = error_for(tmp_path, two_models(responses={"max_bytes": 0}))
     assert message == "responses.max_bytes: must be at least 1"
+
+
+def test_scheduler_memory_settings_load_and_are_checked(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, two_models(memory={"min_resident_s": 0})))
+    assert config.file.memory.min_resident_s == 0.0
+    assert config.file.memory.admission_wait_s == 300.0
+    message = error_for(tmp_path, two_models(memory={"admission_wait_s": 0}))
+    assert message == "memory.admission_wait_s: must be more than 0"
+    message = error_for(tmp_path, two_models(memory={"min_resident_s": -1}))
+    assert message == "memory.min_resident_s: must be 0 or more"
+    message = error_for(tmp_path, two_models(memory={"min_resident_s": 30, "admission_wait_s": 20}))
+    assert message.startswith("memory.min_resident_s: 30 must be less than memory.admission_wait_s")

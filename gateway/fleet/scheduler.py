@@ -16,6 +16,7 @@ Everything here runs without an await, so no request sees half of a decision.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from workers.contract.errors import ApiError
 if TYPE_CHECKING:
     from gateway.fleet.fleet import Fleet
 
+log = logging.getLogger("lmx.scheduler")
 # After a load was refused for memory that the plan thought was free (another program
 # took it meanwhile), wait this long before trying that load again.
 RETRY_S = 1.0
@@ -115,9 +117,16 @@ class Scheduler:
     # ---- deciding -------------------------------------------------------------------
 
     def pump(self) -> None:
-        """Plan from what is true now and apply it."""
+        """Plan from what is true now and apply it. Runs inside callers' cleanup (a
+        request's end), so a failure here is logged, never raised into them."""
         if not self._queues and not self.closing:
             return
+        try:
+            self._pump()
+        except Exception:
+            log.exception("scheduler pass failed")
+
+    def _pump(self) -> None:
         now = time.monotonic()
         self._retry_at = {m: t for m, t in self._retry_at.items() if t > now}
         self._refuse_removed()

@@ -53,10 +53,10 @@ class Scheduler:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self._queues: dict[str, deque[Waiter]] = {}
-        self.closing: dict[
-            str, str
-        ] = {}  # a model taking no new requests -> the one it makes way for
-        self._evicting: dict[str, str] = {}  # a model being unloaded -> the one it makes way for
+        # A model that takes no new request -> the model it makes way for; then, once its
+        # unload has begun, the same in _evicting.
+        self.closing: dict[str, str] = {}
+        self._evicting: dict[str, str] = {}
         self._retry_at: dict[str, float] = {}
         self._plan = TurnPlan()
         self._timer: asyncio.TimerHandle | None = None

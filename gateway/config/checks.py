@@ -24,12 +24,27 @@ def check_file(f: ConfigFile) -> None:
             raise ConfigError(f"routing.aliases.{name}: an alias needs at least one model")
     if not 1 <= f.memory.max_memory_percent <= 100:
         raise ConfigError("memory.max_memory_percent: must be between 1 and 100")
+    _check_turns(f)
     _check_port_range(f.workers.port_range)
     _check_responses(f)
     _check_network(f)
     _check_peers(f)
     if not 1 <= f.logging.history_size <= MAX_HISTORY:
         raise ConfigError(f"logging.history_size: must be between 1 and {MAX_HISTORY}")
+
+
+def _check_turns(f: ConfigFile) -> None:
+    memory = f.memory
+    if memory.admission_wait_s <= 0:
+        raise ConfigError("memory.admission_wait_s: must be more than 0")
+    if memory.min_resident_s < 0:
+        raise ConfigError("memory.min_resident_s: must be 0 or more")
+    if memory.min_resident_s >= memory.admission_wait_s:
+        raise ConfigError(
+            f"memory.min_resident_s: {memory.min_resident_s:g} must be less than "
+            f"memory.admission_wait_s ({memory.admission_wait_s:g}), or a request waiting "
+            "for another model's turn to end would give up first"
+        )
 
 
 def _check_responses(f: ConfigFile) -> None:

@@ -54,6 +54,13 @@ class MemorySection:
     runtime_overhead_gb: float = 0.3
     # Present the machine as having this much memory (a cap for LMX); None = all of it.
     total_gb: float | None = None
+    # Longest a request waits for memory (models ahead of it to finish and make way)
+    # before 503 insufficient_memory. Its model's load, once begun, has load_timeout_s.
+    admission_wait_s: float = 300.0
+    # A model's turn: once loaded, it keeps its memory this long while in use, even when
+    # requests for another model wait. 0: make way as soon as it is idle (a swap per
+    # request when two models alternate).
+    min_resident_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The fleet: every configured model's worker, loaded on demand, admitted by memory.
 
-One load per model at a time (single-flight: concurrent requests share one load task),
-one admission at a time (so two loads never both count the same free memory), and
+A request for a model that is ready and open goes straight on; any other waits in the
+scheduler's queue (gateway.fleet.scheduler), which decides when to load, and which models
+make way. One load per model at a time (single-flight: concurrent requests share one load
+task), one admission at a time (so two loads never both count the same free memory), and
 unloads that drain in-flight requests before supervisord stops the process.
 """
 
@@ -16,20 +18,28 @@ from typing import Any
 import httpx
 
 from gateway.config.loader import Config
+from gateway.config.schema import ModelConfig
 from gateway.events import log_event
 from gateway.fleet.programs import remove_program_file, write_program
+from gateway.fleet.scheduler import Scheduler
 from gateway.fleet.states import State
 from gateway.fleet.supervisor import ProcessInfo, ProcessState, Supervisor, SupervisorError
 from gateway.fleet.worker_handle import WorkerHandle
-from gateway.memory.admission import MemoryVerdict, admit, estimate_footprint, weights_bytes
-from gateway.memory.eviction import Resident, least_recently_used
+from gateway.memory.admission import (
+    MemoryVerdict,
+    admit,
+    estimate_footprint,
+    memory_limit,
+    never_fits,
+    weights_bytes,
+)
 from gateway.memory.probe import GB, MemoryProbe
 from workers.contract.errors import ApiError
 from workers.contract.health import Health, ModelState
 
 log = logging.getLogger("lmx.fleet")
-# A load that keeps failing is retried by later requests, not by a loop here.
-READY_ATTEMPTS = 3
+# States in which a worker holds (or is about to hold) its memory.
+HOLDING = frozenset({State.LOADING, State.READY, State.DRAINING, State.STOPPING})
 
 
 def _consume_exception(task: asyncio.Task[None]) -> None:
@@ -51,13 +61,16 @@ class Fleet:
         self.supervisor = supervisor
         self.http = http
         self.probe = probe
-        host = config.file.workers.host
-        self.workers = {
-            m.id: WorkerHandle(m, host, source=config.source_of(m.id)) for m in config.models
-        }
+        self.scheduler = Scheduler(self)
+        self.workers = {m.id: self.new_handle(m, config.source_of(m.id)) for m in config.models}
         self._admission_lock = asyncio.Lock()
 
-    # ---- loading ----------------------------------------------------------------------
+    def new_handle(self, model: ModelConfig, source: str) -> WorkerHandle:
+        w = WorkerHandle(model, self.config.file.workers.host, source=source)
+        w.on_idle = self.scheduler.pump  # a model's last request ended: it may make way now
+        return w
+
+    # ---- requests ---------------------------------------------------------------------
 
     def serving(self, model_id: str) -> WorkerHandle:
         """The handle of a model of the current set (not one removed and draining)."""
@@ -66,24 +79,50 @@ class Fleet:
             raise ApiError(404, f"model {model_id!r} no longer exists", code="model_not_found")
         return w
 
-    async def ensure_ready(self, model_id: str) -> WorkerHandle:
+    def admits_now(self, w: WorkerHandle) -> bool:
+        """A request for `w` would go straight on (no load, no wait for memory)."""
+        return self.scheduler.admits(w)
+
+    async def acquire(self, model_id: str) -> WorkerHandle:
+        """The model's worker, ready, with this request counted in flight (the caller
+        calls end_request). Waits its turn when the model is not ready or a swap is due;
+        a model that could never fit is refused at once."""
         w = self.serving(model_id)
-        for _ in range(READY_ATTEMPTS):
-            if w.state is State.READY:
-                return w
-            if w.unload_task is not None and not w.unload_task.done():
-                await asyncio.shield(w.unload_task)
-                continue
-            await asyncio.shield(self.start_loading(w))
-        if w.state is State.READY:
+        if self.scheduler.admits(w):
+            w.begin_request()
             return w
-        raise ApiError(503, f"{model_id} is {w.state.value}; try again", code="model_unavailable")
+        self._refuse_if_never_fits(w)
+        return await self.scheduler.wait_turn(w)
+
+    async def ensure_ready(self, model_id: str) -> WorkerHandle:
+        """Loaded and ready (an admin load, a benchmark's warm-up), in the same queue."""
+        w = await self.acquire(model_id)
+        w.end_request()
+        return w
+
+    def _refuse_if_never_fits(self, w: WorkerHandle) -> None:
+        needed = self.estimate(w)
+        system = self.probe.system()
+        percent = self.config.file.memory.max_memory_percent
+        if never_fits(needed, system, percent):
+            log_event("refused_too_large", model=w.id, needed=needed, total=system.total)
+            limit = memory_limit(system.total, percent)
+            message = (
+                f"not enough memory to load {w.id}, ever: it needs {needed / GB:.2f} GiB, more "
+                f"than the {limit / GB:.2f} GiB available under the limit "
+                f"(memory.max_memory_percent of {system.total / GB:.2f} GiB) with nothing loaded"
+            )
+            raise ApiError(503, message, code="insufficient_memory")
+
+    # ---- loading ----------------------------------------------------------------------
 
     def start_loading(self, w: WorkerHandle) -> asyncio.Task[None]:
         """The single flight: every caller gets the same load task while one runs."""
         if w.load_task is None or w.load_task.done():
-            w.load_task = asyncio.create_task(self._load(w), name=f"load-{w.id}")
-            w.load_task.add_done_callback(_consume_exception)
+            task = asyncio.create_task(self._load(w), name=f"load-{w.id}")
+            task.add_done_callback(_consume_exception)
+            task.add_done_callback(lambda t: self.scheduler.load_finished(w, t))
+            w.load_task = task
         return w.load_task
 
     async def _load(self, w: WorkerHandle) -> None:
@@ -98,7 +137,7 @@ class Fleet:
         log_event("load_start", model=w.id)
         try:
             async with self._admission_lock:
-                await self._make_room(w)
+                self._admit(w)
                 write_program(self.config, settings)
                 await self.supervisor.add_program(w.program)
                 await self.supervisor.start(w.program)
@@ -112,6 +151,7 @@ class Fleet:
             raise ApiError(503, message, code="model_load_failed") from None
         w.load_seconds = round(time.monotonic() - started, 3)
         w.ready_since = time.time()
+        w.ready_at = time.monotonic()
         w.machine.move(State.READY)
         self._learn(w)
         log_event("ready", model=w.id, pid=w.pid, load_seconds=w.load_seconds, rss=w.rss)
@@ -181,6 +221,7 @@ class Fleet:
             w.machine.move(State.FAILED)
             log_event("crashed", model=w.id, state=info.state, exit_status=info.exit_status)
         w.forget_process()
+        self.scheduler.pump()  # its memory is free
 
     def _learn(self, w: WorkerHandle) -> None:
         w.rss = self.probe.tree_rss(w.pid)
@@ -209,39 +250,43 @@ class Fleet:
             sequences=settings.max_concurrent,
         )
 
-    def admission(self, w: WorkerHandle) -> MemoryVerdict:
-        others = [x for x in self.workers.values() if x is not w and x.pid]
+    def reservation(self, w: WorkerHandle) -> int:
+        """What a worker that holds memory keeps from others: its estimate, or its RSS
+        once that is larger."""
+        return max(self.estimate(w), w.rss)
+
+    def holding(self) -> list[WorkerHandle]:
+        """Workers that hold memory, or will once the load just asked for runs."""
+        return [
+            w
+            for w in self.workers.values()
+            if w.state in HOLDING or (w.load_task is not None and not w.load_task.done())
+        ]
+
+    def admission(self, w: WorkerHandle | None) -> MemoryVerdict:
+        """Would `w` fit next to every worker that holds memory now (None: what is free)."""
+        others = [x for x in self.holding() if x is not w]
         for x in others:
-            x.rss = self.probe.tree_rss(x.pid)
-        reserved = sum(max(self.estimate(x), x.rss) for x in others)
+            if x.pid:
+                x.rss = self.probe.tree_rss(x.pid)
         return admit(
             self.probe.system(),
             self.config.file.memory.max_memory_percent,
-            needed=self.estimate(w),
-            reserved=reserved,
+            needed=self.estimate(w) if w is not None else 0,
+            reserved=sum(self.reservation(x) for x in others),
             workers_rss=sum(x.rss for x in others),
         )
 
-    async def _make_room(self, w: WorkerHandle) -> None:
-        for _ in range(len(self.workers)):
-            verdict = self.admission(w)
-            if verdict.fits:
-                return
-            victim = self.lru_victim(exclude=w)
-            if victim is None or not self.config.file.memory.auto_evict_lru:
-                break
-            log_event("evict", model=victim.id, for_model=w.id, needed=verdict.needed)
-            await self.unload(victim.id, reason=f"evicted to make room for {w.id}")
+    def free_bytes(self) -> int:
+        """Memory under the limit that no worker of ours holds or has reserved."""
+        return self.admission(None).available
+
+    def _admit(self, w: WorkerHandle) -> None:
+        """The last check before a load starts. The scheduler made room already (this is
+        where loads it did not start, auto_load and adoptions, are refused when short)."""
         verdict = self.admission(w)
         if not verdict.fits:
             raise ApiError(503, verdict.explain(w.id), code="insufficient_memory")
-
-    def lru_victim(self, exclude: WorkerHandle | None = None) -> WorkerHandle | None:
-        ready = [x for x in self.workers.values() if x is not exclude and x.state is State.READY]
-        victim = least_recently_used(
-            Resident(x.id, x.last_activity(), x.busy, x.model.pinned) for x in ready
-        )
-        return self.workers[victim] if victim is not None else None
 
     # ---- unloading --------------------------------------------------------------------
 
@@ -251,8 +296,10 @@ class Fleet:
     def start_unloading(self, w: WorkerHandle, reason: str) -> asyncio.Task[None]:
         """One unload at a time per model; callers share it."""
         if w.unload_task is None or w.unload_task.done():
-            w.unload_task = asyncio.create_task(self._unload(w, reason), name=f"unload-{w.id}")
-            w.unload_task.add_done_callback(_consume_exception)
+            task = asyncio.create_task(self._unload(w, reason), name=f"unload-{w.id}")
+            task.add_done_callback(_consume_exception)
+            task.add_done_callback(lambda _: self.scheduler.unload_finished(w))
+            w.unload_task = task
         return w.unload_task
 
     async def _unload(self, w: WorkerHandle, reason: str) -> None:
@@ -277,7 +324,14 @@ class Fleet:
     # ---- status -----------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
-        return [{**w.status(), **self._facts(w)} for w in self.workers.values()]
+        return [{**w.status(), **self._facts(w), **self._turn(w)} for w in self.workers.values()]
+
+    def _turn(self, w: WorkerHandle) -> dict[str, Any]:
+        """Requests waiting for this model, and the model it is making way for (if any)."""
+        return {
+            "waiting": self.scheduler.waiting(w.id),
+            "making_way_for": self.scheduler.closing.get(w.id),
+        }
 
     def _facts(self, w: WorkerHandle) -> dict[str, Any]:
         """What the config and the disk say of a model (what `lmx ls` shows)."""

@@ -51,7 +51,7 @@ def reconcile(fleet: Fleet, config: Config) -> FleetChanges:
     for model in config.models:
         w = fleet.workers.get(model.id)
         if w is None:
-            w = WorkerHandle(model, config.file.workers.host)
+            w = fleet.new_handle(model, config.source_of(model.id))
             changed["added"].append(model.id)
         elif (change := _update(fleet, w, model)) is not None:
             changed[change].append(model.id)
@@ -72,6 +72,7 @@ def reconcile(fleet: Fleet, config: Config) -> FleetChanges:
     removed = tuple(w.id for w in gone)
     changes = FleetChanges(removed=removed, **{k: tuple(v) for k, v in changed.items()})
     _log(config, changes)
+    fleet.scheduler.pump()  # new memory settings, models gone that requests wait for
     return changes
 
 

@@ -47,6 +47,8 @@ class FleetWatch:
         infos = await self.fleet.supervisor.all_info()
         idle = [w for w in self.fleet.workers.values() if not _transitioning(w)]
         await asyncio.gather(*(self._sync(w, infos.get(w.program)) for w in idle))
+        # Memory other programs (or memwatch) freed is seen here: requests may go on.
+        self.fleet.scheduler.pump()
 
     async def _sync(self, w: WorkerHandle, info: ProcessInfo | None) -> None:
         if info is not None and info.state is ProcessState.STOPPING:

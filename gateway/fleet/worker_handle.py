@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,9 @@ class WorkerHandle:
     # Wall-clock seconds; the worker's own last request time counts too (direct clients).
     last_used: float = 0.0
     ready_since: float = 0.0
+    # Monotonic: when it last became ready, and when its last request ended (its turn).
+    ready_at: float = 0.0
+    released_at: float = 0.0
     load_seconds: float | None = None
     last_error: str | None = None
     rss: int = 0
@@ -43,6 +47,7 @@ class WorkerHandle:
     pending: ModelConfig | None = None  # new settings, taken at the next load
     removed: bool = False  # gone from the model set; dropped once it is stopped
     restart_task: asyncio.Task[None] | None = None
+    on_idle: Callable[[], None] | None = None  # the fleet's scheduler: its last request ended
 
     def __post_init__(self) -> None:
         self.machine = worker_machine(self.model.id)
@@ -82,7 +87,10 @@ class WorkerHandle:
         self.in_flight -= 1
         self.last_used = time.time()
         if self.in_flight == 0:
+            self.released_at = time.monotonic()
             self.idle.set()
+            if self.on_idle is not None:
+                self.on_idle()
 
     def forget_process(self) -> None:
         self.pid = 0

@@ -39,6 +39,11 @@ def memory_limit(total: int, max_percent: float) -> int:
     return int(total * max_percent / 100)
 
 
+def never_fits(needed: int, system: SystemMemory, max_percent: float) -> bool:
+    """Larger than the limit on an empty machine: no wait and no eviction would help."""
+    return needed > memory_limit(system.total, max_percent)
+
+
 def admit(
     system: SystemMemory,
     max_percent: float,

@@ -1,7 +1,8 @@
 """Which loaded model goes first when memory is short: the one idle longest.
 
-The gateway's fleet (making room for a load) and memwatch (relieving memory pressure)
-both choose through this one rule, so they can never disagree on the victim.
+memwatch (relieving memory pressure) chooses by this rule. The gateway's scheduler
+(gateway.memory.turns, making room for a waiting model) orders idle victims the same way,
+after its own conditions (a model's turn, requests in flight, who waits for it).
 """
 
 from __future__ import annotations

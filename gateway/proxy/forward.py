@@ -144,11 +144,10 @@ class Proxy:
     ) -> Upstream:
         """One model's answer; a worker found dead since the last tick is loaded again once."""
         ticket = current_request.get()
-        ticket.trying(model_id, ready=self.fleet.workers[model_id].state is State.READY)
+        ticket.trying(model_id, ready=self.fleet.admits_now(self.fleet.workers[model_id]))
         for attempt in range(2):
-            worker = await self.fleet.ensure_ready(model_id)
+            worker = await self.fleet.acquire(model_id)  # counted in flight from here
             ticket.running()
-            worker.begin_request()
             try:
                 return await self._send(worker, path, body, auth)
             except ApiError:

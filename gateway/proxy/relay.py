@@ -15,7 +15,6 @@ from starlette.types import Send
 
 from gateway.asgi import send_body, start_response, stop_task
 from gateway.fleet.fleet import Fleet
-from gateway.fleet.states import State
 from gateway.operations.requests import current_request
 from gateway.proxy.forward import Upstream, order_chain
 from gateway.proxy.upstream import UpstreamError
@@ -75,7 +74,7 @@ class StreamHead:
     def keep_alive_while_loading(self, fleet: Fleet, route: Route) -> None:
         chain = order_chain(fleet, route)
         first = fleet.workers[chain[0]] if chain else None
-        if first is not None and first.state is not State.READY:
+        if first is not None and not fleet.admits_now(first):  # a load, or a wait for memory
             self._keepalive = asyncio.create_task(self._keep_alive(first.id))
 
     async def stop_keepalive(self) -> None:

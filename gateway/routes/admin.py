@@ -36,6 +36,7 @@ def routes(gateway: Gateway) -> list[Route]:
                 "models": _status_entries(gateway),
                 "memory": memory_view(gateway),
                 "peers": gateway.peers.status(),
+                "scheduler": gateway.fleet.scheduler.view(),
             }
         )
 

@@ -209,3 +209,15 @@ def test_logging_keys_load_and_are_checked(tmp_path: Path) -> None:
     assert message == "logging.history_size: must be between 1 and 100000"
     message = error_for(tmp_path, two_models(logging={"capture_bodies": "yes"}))
     assert message.startswith("logging.capture_bodies: expected bool")
+
+
+def test_scheduler_memory_settings_load_and_are_checked(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, two_models(memory={"min_resident_s": 0})))
+    assert config.file.memory.min_resident_s == 0.0
+    assert config.file.memory.admission_wait_s == 300.0
+    message = error_for(tmp_path, two_models(memory={"admission_wait_s": 0}))
+    assert message == "memory.admission_wait_s: must be more than 0"
+    message = error_for(tmp_path, two_models(memory={"min_resident_s": -1}))
+    assert message == "memory.min_resident_s: must be 0 or more"
+    message = error_for(tmp_path, two_models(memory={"min_resident_s": 30, "admission_wait_s": 20}))
+    assert message.startswith("memory.min_resident_s: 30 must be less than memory.admission_wait_s")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.operations.requests import RequestTicket, client_address
+from workers.contract.sse import DONE
 from workers.contract.trailer import StreamTrailer
 
 # The most of a request body or an answer text a history entry keeps (logging.capture_bodies).
@@ -113,7 +114,9 @@ def _ending(ticket: RequestTicket) -> tuple[int, str | None]:
     """The status the request ended with, and why it failed (None: it did not)."""
     if ticket.error is not None:
         return ticket.error.status, ticket.error.message
-    if ticket.client_left or ticket.status == 0:
+    if ticket.status == 0 or (ticket.client_left and not ticket.tail.endswith(DONE)):
+        # A client that closes once it has read `data: [DONE]` (a benchmark run, many
+        # SDKs) had its whole answer: only one that left before that counts as gone.
         return CLIENT_LEFT, "the client closed the connection before the answer ended"
     if ticket.status >= 400:  # a worker's refusal, relayed as it came
         return ticket.status, _error_message(ticket.answer or ticket.tail, ticket.status)

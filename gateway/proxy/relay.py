@@ -49,7 +49,8 @@ async def relay_stream(upstream: Upstream, send: Send, head: StreamHead) -> None
         error = ApiError(502, f"worker {upstream.worker.id} failed mid-stream: {exc}")
         ticket.error = error
         await send_body(send, sse.sse_error(error), more=True)
-    ticket.tail = previous + last
+    finally:  # a client that leaves cancels the loop: what it was sent still counts
+        ticket.tail = previous + last
     await send_body(send, b"")
 
 

@@ -99,6 +99,19 @@ def test_a_workers_refusal_relayed_as_it_came_keeps_its_status_and_message() -> 
     assert (garbled.status, garbled.error) == (503, "HTTP 503")
 
 
+def test_a_client_that_closes_after_done_had_its_whole_answer() -> None:
+    trailer = StreamTrailer(
+        prompt_tokens=4, completion_tokens=3, cached_tokens=0, first_output_s=0.1
+    )
+    t = ticket(stream=True, client_left=True)
+    t.sent = t.started
+    t.tail = sse_event({"choices": []}) + trailer.frame() + DONE
+    done = finished_request(t, t.started + 1, capture=False)
+    assert (done.status, done.error, done.completion_tokens) == (200, None, 3)
+    cut = ticket(stream=True, client_left=True, tail=sse_event({"choices": []}))
+    assert finished_request(cut, 0.0, capture=False).status == 499
+
+
 @pytest.mark.parametrize(
     ("fields", "status", "message"),
     [

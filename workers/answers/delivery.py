@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from workers.answers.answer import Answer, Usage
 from workers.contract import headers
 from workers.contract.errors import ApiError, ClientGone
-from workers.contract.sse import DONE, SSEResponse, sse_error, sse_event
+from workers.contract.sse import DONE, SSEResponse, sse_error, sse_events
 from workers.generation.bridge import Generation
 from workers.generation.cancellation import RequestWatch
 from workers.generation.job import Job
@@ -93,16 +93,17 @@ async def _stream(
 
 
 async def _stream_events(job: Job, answer: Answer, generation: Generation) -> AsyncIterator[bytes]:
-    for payload in answer.head():
-        yield sse_event(payload)
-    async for chunk in generation.chunks():
-        for payload in answer.feed(chunk):
-            yield sse_event(payload)
-    for payload in answer.finish(generation.outcome):
-        yield sse_event(payload)
+    """One write per batch of tokens: the events of every token that was already waiting
+    go out together, each still its own event."""
+    yield sse_events(answer.head())
+    async for batch in generation.batches():
+        events = sse_events(p for chunk in batch for p in answer.feed(chunk))
+        if events:
+            yield events
+    ending = list(answer.finish(generation.outcome))
     if job.include_usage:
-        yield sse_event(answer.usage_chunk(_usage(job, generation)))
-    yield DONE
+        ending.append(answer.usage_chunk(_usage(job, generation)))
+    yield sse_events(ending) + DONE
 
 
 def _note_tokens(request: Request, generation: Generation) -> None:

@@ -8,7 +8,7 @@ named events with the same framer.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
 from starlette.responses import Response
@@ -25,11 +25,20 @@ HEADERS = [
 ]
 
 
+# One encoder for every event: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def sse_event(payload: dict[str, Any], name: str | None = None) -> bytes:
     """One complete event; `name` adds an `event:` line (Anthropic names every event)."""
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    data = _encode(payload)
     head = f"event: {name}\n" if name else ""
     return f"{head}data: {data}\n\n".encode()
+
+
+def sse_events(payloads: Iterable[dict[str, Any]]) -> bytes:
+    """Several unnamed events, framed into one piece (one write)."""
+    return b"".join(map(sse_event, payloads))
 
 
 def sse_comment(text: str) -> bytes:

@@ -97,7 +97,7 @@ async def _stream_events(job: Job, answer: Answer, generation: Generation) -> As
     go out together, each still its own event."""
     yield sse_events(answer.head())
     async for batch in generation.batches():
-        events = sse_events(p for chunk in batch for p in answer.feed(chunk))
+        events = b"".join([answer.stream(chunk) for chunk in batch])
         if events:
             yield events
     ending = list(answer.finish(generation.outcome))

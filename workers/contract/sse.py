@@ -41,6 +41,26 @@ def sse_events(payloads: Iterable[dict[str, Any]]) -> bytes:
     return b"".join(map(sse_event, payloads))
 
 
+# The placeholder an EventTemplate's payload carries where the varying string goes.
+SLOT = "\u0000lmx-slot\u0000"
+
+
+class EventTemplate:
+    """Events whose JSON differs only in one string (a stream's content deltas): the bytes
+    around it are encoded once, the string per event, byte for byte what sse_event makes
+    of the whole payload."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        head, slot, tail = _encode(payload).partition(_encode(SLOT))
+        if not slot or _encode(SLOT) in tail:
+            raise ValueError("the payload must hold SLOT exactly once")
+        self._head = f"data: {head}".encode()
+        self._tail = f"{tail}\n\n".encode()
+
+    def event(self, text: str) -> bytes:
+        return self._head + _encode(text).encode() + self._tail
+
+
 def sse_comment(text: str) -> bytes:
     """A line every SSE reader skips: a keepalive that is not an event."""
     return f": {text}\n\n".encode()

@@ -1,6 +1,6 @@
 """./scripts/bench: what the gateway costs, and how fast each backend runs here.
 
-python -m scripts.benchmarks [--quick] [--only proxy|backends|concurrency|cold|agent]
+python -m scripts.benchmarks [--quick] [--only proxy|backends|concurrency|cold|agent|overhead]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from scripts.benchmarks import report
 from scripts.benchmarks.load import generator
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("proxy", "backends", "concurrency", "cold", "agent")
+SECTIONS = ("proxy", "backends", "concurrency", "cold", "agent", "overhead")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,12 +75,20 @@ def _agent(quick: bool) -> tuple[dict[str, Any], str]:
     return results, agent_bench.text(results)
 
 
+def _overhead(quick: bool) -> tuple[dict[str, Any], str]:
+    from scripts.benchmarks import overhead_bench
+
+    results = overhead_bench.run(quick)
+    return results, overhead_bench.text(results)
+
+
 _RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], str]]] = {
     "proxy": _proxy,
     "backends": _backends,
     "concurrency": _concurrency,
     "cold": _cold,
     "agent": _agent,
+    "overhead": _overhead,
 }
 
 

@@ -71,6 +71,7 @@ class LlamaCppBackend(Backend):
         if not self._path.is_file():
             raise BackendError(f"model file not found: {self._path}")
         self._tokenizer = self._pool.warm()
+        self._cores.start()
 
     @property
     def chat_template(self) -> str | None:
@@ -117,6 +118,7 @@ class LlamaCppBackend(Backend):
 
     def close(self) -> None:
         """Every context's state and the RAM tier to disk, so a reload starts warm."""
+        self._cores.stop()
         if self._cache.disk is None:
             return
         for llama in self._pool.contexts():

@@ -33,6 +33,11 @@ from scripts.benchmarks.streams import Sample, http_stream
 
 MAX_TOKENS = 128
 FRESH_TOKENS = 4
+# Between turns: the worker sizes llama.cpp's threads by what other processes used in
+# the last half second (workers.backends.llama_cpp.cores), and the library taking its
+# turn just before is such a process. A pause lets that measurement see the machine as
+# it is when the worker's turn starts.
+PAUSE_S = 1.2
 GOALS = {"decode": 0.95, "ttft_ms": 5.0, "relay": 0.95}
 PATHS = ("in-process library", "our worker, direct", "through the gateway")
 
@@ -62,6 +67,7 @@ def side_by_side(rounds: int) -> dict[str, Any]:
         direct_tokens = 0
         for index in range(rounds):
             for path in _turns(index):
+                time.sleep(PAUSE_S)
                 if path == PATHS[1]:
                     threads.start()
                 samples[path].append(measure[path](MAX_TOKENS, None))
@@ -74,6 +80,7 @@ def side_by_side(rounds: int) -> dict[str, Any]:
         fresh: dict[str, list[Sample]] = {path: [] for path in PATHS}
         for index in range(rounds):
             for path in _turns(index):
+                time.sleep(PAUSE_S)
                 salt = f"{index}{PATHS.index(path)}"
                 fresh[path].append(measure[path](FRESH_TOKENS, salt))
         return {

@@ -1,7 +1,6 @@
 """./scripts/bench: what the gateway costs, and how fast each backend runs here.
 
-python -m scripts.benchmarks [--quick]
-    [--only proxy|backends|concurrency|cold|agent|thrash|overhead]
+python -m scripts.benchmarks [--quick] [--only proxy|backends|concurrency|cold|agent|thrash]
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from scripts.benchmarks import report
 from scripts.benchmarks.load import generator
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("proxy", "backends", "concurrency", "cold", "agent", "thrash", "overhead")
+SECTIONS = ("proxy", "backends", "concurrency", "cold", "agent", "thrash")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,13 +82,6 @@ def _thrash(quick: bool) -> tuple[dict[str, Any], str]:
     return results, thrash_bench.text(results)
 
 
-def _overhead(quick: bool) -> tuple[dict[str, Any], str]:
-    from scripts.benchmarks import overhead_bench
-
-    results = overhead_bench.run(quick)
-    return results, overhead_bench.text(results)
-
-
 _RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], str]]] = {
     "proxy": _proxy,
     "backends": _backends,
@@ -97,7 +89,6 @@ _RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], str]]] = {
     "cold": _cold,
     "agent": _agent,
     "thrash": _thrash,
-    "overhead": _overhead,
 }
 
 

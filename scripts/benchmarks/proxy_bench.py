@@ -54,15 +54,10 @@ def body(model: str, stream: bool) -> bytes:
     return json.dumps(payload).encode()
 
 
-def run(quick: bool, cases: list[Case] = CASES) -> dict[str, Any]:
+def run(quick: bool) -> dict[str, Any]:
     seconds, repeats = (2.0, 1) if quick else (4.0, 3)
     with scripted_stack(SCRIPTS) as stack:
-        return ProxyBench(stack, seconds).measure(repeats, cases)
-
-
-def run_streams(quick: bool) -> dict[str, Any]:
-    """Only the unpaced streams (section 6 reports their relay against its goal)."""
-    return run(quick, [case for case in CASES if case.stream])
+        return ProxyBench(stack, seconds).measure(repeats)
 
 
 class ProxyBench:
@@ -72,13 +67,13 @@ class ProxyBench:
         self.gateway = gateway_process(stack)
         self.workers = {model: worker_process(stack, model) for model in SCRIPTS}
 
-    def measure(self, repeats: int, cases: list[Case]) -> dict[str, Any]:
+    def measure(self, repeats: int) -> dict[str, Any]:
         results: dict[str, Any] = {
             "chunks_per_stream": chunks_per_stream(self.stack.url),
             "seconds": self.seconds,
             "repeats": repeats,
         }
-        for case in cases:
+        for case in CASES:
             results[case.key] = self._case(case, repeats)
         return results
 

@@ -32,9 +32,19 @@ MLX_DIR = REPO / "models" / "SmolLM2-135M-Instruct-mlx"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free now, all different: each is held until every one is picked (ports asked
+    for one at a time can come back the same, and a config naming one twice is refused)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.1, what: str = "") -> Any:
@@ -136,12 +146,13 @@ def scripted_models(
 
 
 def base_config(models: list[dict[str, Any]], models_dir: Path, **sections: Any) -> dict[str, Any]:
+    gateway_port, *ports = free_ports(len(models) + 1)
     config: dict[str, Any] = {
         "models_dir": str(models_dir),
         "run_dir": "../run",
-        "gateway": {"host": "127.0.0.1", "port": free_port()},
+        "gateway": {"host": "127.0.0.1", "port": gateway_port},
         "workers": {"health_interval_s": 0.5, "load_timeout_s": 120, "stop_timeout_s": 10},
-        "models": [{"port": free_port(), **m} for m in models],
+        "models": [{"port": port, **m} for port, m in zip(ports, models, strict=True)],
     }
     for key, value in sections.items():
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value

@@ -4,6 +4,7 @@ keys in its environment, this checkout first on its path."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -39,9 +40,16 @@ def lmx(
     )
 
 
+def _as_at_a_keyboard() -> None:
+    """Ctrl-C (SIGINT) as a terminal delivers it: a test run launched in the background
+    by a non-interactive shell inherits SIGINT ignored, and Python then keeps it so."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def popen_lmx(stack: Stack, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*LMX, *args],
+        preexec_fn=_as_at_a_keyboard,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -58,6 +66,7 @@ def spawn_lmx(stack: Stack, *args: str, timeout: float = 60) -> pexpect.spawn:
         encoding="utf-8",
         timeout=timeout,
         dimensions=(40, 200),
+        preexec_fn=_as_at_a_keyboard,
     )
 
 

@@ -1,6 +1,7 @@
 """./scripts/bench: what the gateway costs, and how fast each backend runs here.
 
-python -m scripts.benchmarks [--quick] [--only proxy|backends|concurrency|cold|agent|thrash]
+python -m scripts.benchmarks [--quick]
+    [--only proxy|backends|concurrency|cold|agent|thrash|overhead]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from scripts.benchmarks import report
 from scripts.benchmarks.load import generator
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("proxy", "backends", "concurrency", "cold", "agent", "thrash")
+SECTIONS = ("proxy", "backends", "concurrency", "cold", "agent", "thrash", "overhead")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +83,13 @@ def _thrash(quick: bool) -> tuple[dict[str, Any], str]:
     return results, thrash_bench.text(results)
 
 
+def _overhead(quick: bool) -> tuple[dict[str, Any], str]:
+    from scripts.benchmarks import overhead_bench
+
+    results = overhead_bench.run(quick)
+    return results, overhead_bench.text(results)
+
+
 _RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], str]]] = {
     "proxy": _proxy,
     "backends": _backends,
@@ -89,6 +97,7 @@ _RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], str]]] = {
     "cold": _cold,
     "agent": _agent,
     "thrash": _thrash,
+    "overhead": _overhead,
 }
 
 

@@ -54,10 +54,15 @@ def body(model: str, stream: bool) -> bytes:
     return json.dumps(payload).encode()
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run(quick: bool, cases: list[Case] = CASES) -> dict[str, Any]:
     seconds, repeats = (2.0, 1) if quick else (4.0, 3)
     with scripted_stack(SCRIPTS) as stack:
-        return ProxyBench(stack, seconds).measure(repeats)
+        return ProxyBench(stack, seconds).measure(repeats, cases)
+
+
+def run_streams(quick: bool) -> dict[str, Any]:
+    """Only the unpaced streams (section 6 reports their relay against its goal)."""
+    return run(quick, [case for case in CASES if case.stream])
 
 
 class ProxyBench:
@@ -67,13 +72,13 @@ class ProxyBench:
         self.gateway = gateway_process(stack)
         self.workers = {model: worker_process(stack, model) for model in SCRIPTS}
 
-    def measure(self, repeats: int) -> dict[str, Any]:
+    def measure(self, repeats: int, cases: list[Case]) -> dict[str, Any]:
         results: dict[str, Any] = {
             "chunks_per_stream": chunks_per_stream(self.stack.url),
             "seconds": self.seconds,
             "repeats": repeats,
         }
-        for case in CASES:
+        for case in cases:
             results[case.key] = self._case(case, repeats)
         return results
 

@@ -8,10 +8,15 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import httpx
+from scripts.benchmarks.sse_client import StreamClient
 
 PROMPT = "Write a long story about a lighthouse keeper and the sea."
 MESSAGES = [{"role": "user", "content": PROMPT}]
+
+
+def messages(salt: str | None = None) -> list[dict[str, str]]:
+    """The benchmark's prompt; a salt at its start makes a prompt no cache holds."""
+    return MESSAGES if salt is None else [{"role": "user", "content": f"({salt}) {PROMPT}"}]
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,9 @@ class Clock:
         return Sample(first - self.started, tokens or self.pieces, self.last - first)
 
 
-def chat_payload(max_tokens: int, model: str | None) -> dict[str, Any]:
+def chat_payload(max_tokens: int, model: str | None, salt: str | None = None) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "messages": MESSAGES,
+        "messages": messages(salt),
         "temperature": 0,
         "max_tokens": max_tokens,
         "stream": True,
@@ -58,23 +63,27 @@ def chat_payload(max_tokens: int, model: str | None) -> dict[str, Any]:
     return payload
 
 
-def http_stream(base_url: str, max_tokens: int, model: str | None, timeout: float = 300) -> Sample:
-    """Stream one chat completion; tokens from `usage` when the server sends it."""
-    clock = Clock()
+def http_stream(
+    base_url: str,
+    max_tokens: int,
+    model: str | None,
+    timeout: float = 300,
+    salt: str | None = None,
+) -> Sample:
+    """Stream one chat completion; tokens from `usage` when the server sends it.
+
+    The connection is open before the clock starts, as a client's kept-alive one would be.
+    """
     usage: int | None = None
-    with httpx.Client(timeout=timeout, trust_env=False) as client:
-        url = base_url + "/v1/chat/completions"
-        with client.stream("POST", url, json=chat_payload(max_tokens, model)) as reply:
-            reply.raise_for_status()
-            for line in reply.iter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
-                if chunk.get("usage"):
-                    usage = chunk["usage"].get("completion_tokens")
-                choices = chunk.get("choices") or [{}]
-                if (choices[0].get("delta") or {}).get("content"):
-                    clock.piece()
+    payload = chat_payload(max_tokens, model, salt)
+    with StreamClient(base_url, timeout) as client:
+        clock = Clock()
+        for chunk in client.events("/v1/chat/completions", payload):
+            if chunk.get("usage"):
+                usage = chunk["usage"].get("completion_tokens")
+            choices = chunk.get("choices") or [{}]
+            if (choices[0].get("delta") or {}).get("content"):
+                clock.piece()
     return clock.sample(usage)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from workers.answers.answer import AnswerId, EventParser, Usage
 from workers.answers.logprobs import chat_entries
 from workers.contract.finish import FinishReason
+from workers.contract.sse import SLOT, EventTemplate, sse_events
 from workers.generation.bridge import Chunk, Outcome
 from workers.parsing.events import (
     OutputEvent,
@@ -38,6 +39,7 @@ class ChatAnswer:
         self._calls: dict[int, _Call] = {}
         self._logprob_entries: list[dict[str, Any]] = []
         self._unsent_logprobs: list[dict[str, Any]] = []
+        self._content_event = EventTemplate(self._chunk({"content": SLOT}))
 
     def head(self) -> list[dict[str, Any]]:
         return [self._chunk({"role": "assistant", "content": ""})]
@@ -48,6 +50,17 @@ class ChatAnswer:
             self._logprob_entries += entries
             self._unsent_logprobs += entries
         return self._deltas(self._parser.feed(chunk.text))
+
+    def stream(self, chunk: Chunk) -> bytes:
+        """feed(), framed as SSE; plain content without logprobs, a stream's usual token,
+        goes straight into a template instead of through a dict and the JSON encoder."""
+        if self._logprobs:
+            return sse_events(self.feed(chunk))
+        events = self._parser.feed(chunk.text)
+        if len(events) == 1 and isinstance(events[0], TextDelta):
+            delta = self._record(events[0])
+            return self._content_event.event(delta["content"]) if delta else b""
+        return sse_events(self._deltas(events))
 
     def finish(self, outcome: Outcome) -> list[dict[str, Any]]:
         deltas = self._deltas(self._parser.finish())

@@ -7,6 +7,7 @@ from typing import Any
 from workers.answers.answer import AnswerId, Usage
 from workers.answers.logprobs import CompletionLogprobs
 from workers.contract.finish import FinishReason
+from workers.contract.sse import SLOT, EventTemplate, sse_events
 from workers.generation.bridge import Chunk, Outcome
 
 
@@ -15,6 +16,7 @@ class CompletionAnswer:
         self._id = answer_id
         self._logprobs = CompletionLogprobs() if logprobs else None
         self._text: list[str] = []
+        self._text_event = EventTemplate(self._chunk(SLOT, None, None))
 
     def head(self) -> list[dict[str, Any]]:
         return []
@@ -25,6 +27,13 @@ class CompletionAnswer:
         if not chunk.text and logprobs is None:
             return []
         return [self._chunk(chunk.text, logprobs, None)]
+
+    def stream(self, chunk: Chunk) -> bytes:
+        """feed(), framed as SSE; text without logprobs through a template."""
+        if self._logprobs is not None or not chunk.text:
+            return sse_events(self.feed(chunk))
+        self._text.append(chunk.text)
+        return self._text_event.event(chunk.text)
 
     def finish(self, outcome: Outcome) -> list[dict[str, Any]]:
         final = self._chunk("", None, outcome.finish_reason)

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from workers.answers.answer import Answer, Usage
 from workers.contract import headers
 from workers.contract.errors import ApiError, ClientGone
-from workers.contract.sse import DONE, SSEResponse, sse_error, sse_event
+from workers.contract.sse import DONE, SSEResponse, sse_error, sse_events
 from workers.contract.trailer import StreamTrailer
 from workers.generation.bridge import Generation
 from workers.generation.cancellation import RequestWatch
@@ -100,23 +100,24 @@ async def _stream(
 async def _stream_events(
     job: Job, answer: Answer, generation: Generation, arrived: float
 ) -> AsyncIterator[bytes]:
+    """One write per batch of tokens: the events of every token that was already waiting
+    go out together, each still its own event. The last write holds the closing events,
+    the trailer and [DONE], so the gateway finds them whole in the stream's last bytes."""
     first_output_s: float | None = None
-    for payload in answer.head():
-        yield sse_event(payload)
-    async for chunk in generation.chunks():
-        for payload in answer.feed(chunk):
+    yield sse_events(answer.head())
+    async for batch in generation.batches():
+        events = b"".join([answer.stream(chunk) for chunk in batch])
+        if events:
             if first_output_s is None:
                 first_output_s = time.monotonic() - arrived
-            yield sse_event(payload)
-    for payload in answer.finish(generation.outcome):
-        if first_output_s is None:
-            first_output_s = time.monotonic() - arrived
-        yield sse_event(payload)
+            yield events
+    ending = list(answer.finish(generation.outcome))
+    if ending and first_output_s is None:
+        first_output_s = time.monotonic() - arrived
     usage = _usage(job, generation)
     if job.include_usage:
-        yield sse_event(answer.usage_chunk(usage))
-    # One write with [DONE], so the gateway finds it whole in the stream's last bytes.
-    yield _trailer(usage, first_output_s).frame() + DONE
+        ending.append(answer.usage_chunk(usage))
+    yield sse_events(ending) + _trailer(usage, first_output_s).frame() + DONE
 
 
 def _trailer(usage: Usage, first_output_s: float | None) -> StreamTrailer:

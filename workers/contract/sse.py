@@ -8,7 +8,7 @@ named events with the same framer.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any
 
 from starlette.responses import Response
@@ -25,11 +25,40 @@ HEADERS = [
 ]
 
 
+# One encoder for every event: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def sse_event(payload: dict[str, Any], name: str | None = None) -> bytes:
     """One complete event; `name` adds an `event:` line (Anthropic names every event)."""
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    data = _encode(payload)
     head = f"event: {name}\n" if name else ""
     return f"{head}data: {data}\n\n".encode()
+
+
+def sse_events(payloads: Iterable[dict[str, Any]]) -> bytes:
+    """Several unnamed events, framed into one piece (one write)."""
+    return b"".join(map(sse_event, payloads))
+
+
+# The placeholder an EventTemplate's payload carries where the varying string goes.
+SLOT = "\u0000lmx-slot\u0000"
+
+
+class EventTemplate:
+    """Events whose JSON differs only in one string (a stream's content deltas): the bytes
+    around it are encoded once, the string per event, byte for byte what sse_event makes
+    of the whole payload."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        head, slot, tail = _encode(payload).partition(_encode(SLOT))
+        if not slot or _encode(SLOT) in tail:
+            raise ValueError("the payload must hold SLOT exactly once")
+        self._head = f"data: {head}".encode()
+        self._tail = f"{tail}\n\n".encode()
+
+    def event(self, text: str) -> bytes:
+        return self._head + _encode(text).encode() + self._tail
 
 
 def sse_comment(text: str) -> bytes:

@@ -1,7 +1,9 @@
 """One generation: a backend's blocking token iterator bridged onto the event loop.
 
-The backend runs on a pooled thread and hands tokens over with call_soon_threadsafe.
-Stop sequences are applied here, to the raw text, before any output parser sees it.
+The backend runs on a pooled thread and hands tokens over through a Handoff: the loop
+takes, in one batch, every token that arrived while it was busy, so a consumer can frame
+them into one write. Stop sequences are applied here, to the raw text, before any output
+parser sees it.
 The admission slot is released by the thread itself when it ends, because the backend is
 busy until then even if the consumer already left.
 """
@@ -21,6 +23,7 @@ from workers.contract.errors import ApiError
 from workers.contract.finish import FinishReason
 from workers.generation.admission import Slot
 from workers.generation.cancellation import RequestWatch, StopReason
+from workers.generation.handoff import Handoff
 from workers.generation.stop_sequences import StopMatcher
 
 log = logging.getLogger("workers.generation")
@@ -71,26 +74,60 @@ class Generation:
         self._slot = slot
         self._on_token = on_token
         self._threads = threads
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._handoff: Handoff[Any] = Handoff(asyncio.get_running_loop())
         self._pending: list[Token] = []
 
     async def chunks(self) -> AsyncIterator[Chunk]:
         """Text as it becomes safe to show; `outcome` is complete once this is exhausted."""
+        async for batch in self.batches():
+            for chunk in batch:
+                yield chunk
+
+    async def batches(self) -> AsyncIterator[list[Chunk]]:
+        """The same chunks, grouped by what was waiting when the loop looked: one batch
+        is one write for a stream. Never empty."""
         try:
-            async for token in self._tokens():
-                chunk = self._take(token)
-                if chunk is not None:
-                    yield chunk
-                if self.outcome.stop_sequence is not None:
+            while True:
+                batch, failure, ended = self._take_batch(await self._handoff.take())
+                if batch:
+                    yield batch
+                if failure is not None:
+                    raise failure
+                if ended:
                     return
-            rest = self._matcher.flush()
-            if rest or self._pending:
-                yield Chunk(rest, self._drain_pending())
-            if self.outcome.completion_tokens >= self._sampling.max_tokens:
-                self.outcome.finish_reason = FinishReason.LENGTH
         finally:
             # Leaving early for any reason (stop sequence, error, consumer gone) ends the thread.
             self._watch.signal.stop(StopReason.FINISHED)
+
+    def _take_batch(self, items: list[Any]) -> tuple[list[Chunk], Exception | None, bool]:
+        """Chunks for the items in order, up to the first that ends the generation: what
+        failed (to raise once the chunks before it went out), and whether it ended."""
+        batch: list[Chunk] = []
+        for item in items:
+            if item is _END:
+                return self._finish(batch), None, True
+            if item is _STOPPED:
+                try:
+                    self._watch.check()
+                except Exception as stopped:  # the client left, or the deadline passed
+                    return batch, stopped, True
+                continue
+            if isinstance(item, _Failed):
+                return batch, _generation_failed(item.error), True
+            chunk = self._take(item)
+            if chunk is not None:
+                batch.append(chunk)
+            if self.outcome.stop_sequence is not None:
+                return batch, None, True
+        return batch, None, False
+
+    def _finish(self, batch: list[Chunk]) -> list[Chunk]:
+        rest = self._matcher.flush()
+        if rest or self._pending:
+            batch.append(Chunk(rest, self._drain_pending()))
+        if self.outcome.completion_tokens >= self._sampling.max_tokens:
+            self.outcome.finish_reason = FinishReason.LENGTH
+        return batch
 
     def _take(self, token: Token) -> Chunk | None:
         self.outcome.completion_tokens += 1
@@ -107,22 +144,10 @@ class Generation:
         tokens, self._pending = tuple(self._pending), []
         return tokens
 
-    async def _tokens(self) -> AsyncIterator[Token]:
-        while True:
-            item = await self._queue.get()
-            if item is _END:
-                return
-            if item is _STOPPED:
-                self._watch.check()
-                continue
-            if isinstance(item, _Failed):
-                raise _generation_failed(item.error)
-            yield item
-
     def start(self) -> None:
         """Start the backend thread; from here on the thread owns (and releases) the slot."""
         loop = asyncio.get_running_loop()
-        self._watch.signal.add_listener(lambda: self._queue.put_nowait(_STOPPED))
+        self._watch.signal.add_listener(lambda: self._handoff.put(_STOPPED))
         self._threads.submit(self._produce, loop)
 
     def _note_cached(self, tokens: int) -> None:
@@ -130,18 +155,19 @@ class Generation:
         self.outcome.cached_tokens = tokens
 
     def _produce(self, loop: asyncio.AbstractEventLoop) -> None:
-        put = self._queue.put_nowait
+        put = self._handoff.put
         try:
             for token in self._backend.generate(
                 self._prompt, self._sampling, self._watch.signal.is_set, self._note_cached
             ):
-                _call_soon(loop, put, token)
+                put(token)
         except Exception as error:
             log.exception("generation failed")
-            _call_soon(loop, put, _Failed(error))
+            put(_Failed(error))
         finally:
-            _call_soon(loop, put, _END)
+            # The slot first: a client that hears the end and asks again finds it free.
             _call_soon(loop, self._slot.release)
+            put(_END)
 
 
 async def call_on_thread(

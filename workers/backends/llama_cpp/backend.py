@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import io
 import json
 import random
@@ -62,11 +63,15 @@ class LlamaCppBackend(Backend):
         self._tokenizer: llama_cpp.Llama | None = None
         self._embedder: llama_cpp.Llama | None = None
         self._embed_lock = threading.Lock()
+        # A request's prompt is tokenized to count it (before admission), then again to
+        # generate: the second time comes from here. Tuples, so no caller can alter one.
+        self._prompt_tokens = functools.lru_cache(maxsize=32)(self._tokenize_text)
 
     def load(self) -> None:
         if not self._path.is_file():
             raise BackendError(f"model file not found: {self._path}")
         self._tokenizer = self._pool.warm()
+        self._cores.start()
 
     @property
     def chat_template(self) -> str | None:
@@ -81,7 +86,7 @@ class LlamaCppBackend(Backend):
         }
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenize(self._llama, text))
+        return len(self._prompt_tokens(text))
 
     def generate(
         self,
@@ -90,7 +95,7 @@ class LlamaCppBackend(Backend):
         should_stop: Callable[[], bool],
         on_cached: Callable[[int], None] | None = None,
     ) -> Iterator[Token]:
-        tokens = self._tokenize(self._llama, prompt)
+        tokens = list(self._prompt_tokens(prompt))
         with self._pool.lease(lambda llama: _held(llama, tokens)) as llama:
             if should_stop():  # the client may have left while no context was free
                 return
@@ -113,6 +118,7 @@ class LlamaCppBackend(Backend):
 
     def close(self) -> None:
         """Every context's state and the RAM tier to disk, so a reload starts warm."""
+        self._cores.stop()
         if self._cache.disk is None:
             return
         for llama in self._pool.contexts():
@@ -205,6 +211,9 @@ class LlamaCppBackend(Backend):
         if self._tokenizer is None:
             raise BackendError("model is not loaded")
         return self._tokenizer
+
+    def _tokenize_text(self, text: str) -> tuple[int, ...]:
+        return tuple(self._tokenize(self._llama, text))
 
     def _tokenize(self, llama: llama_cpp.Llama, text: str) -> list[int]:
         bos = _token_text(llama, llama.token_bos())

@@ -6,6 +6,11 @@ time slice: on 2 cores with one other busy process, 2 threads fell from ~79 to u
 1 token/s here, while 1 thread kept ~26. So a context uses at most the cores that are
 free: its share among this worker's active contexts, minus what other processes (other
 workers, anything else) are using, measured over the last half second.
+
+The measurement runs in the background (start()): sampled only when a request asks, the
+first request after a quiet spell would see an average since the previous request, and a
+burst elsewhere that had already ended (another model's answer) would keep it on one
+thread for its first half second.
 """
 
 from __future__ import annotations
@@ -43,6 +48,19 @@ class CoreBudget:
         self._lock = threading.Lock()
         self.others_busy = 0.0  # cores other processes kept busy lately
         self._last = self._sample()
+        self._stopped = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Keep the measurement fresh from now on (a daemon thread, twice a second)."""
+        if self._sampler is None:
+            self._sampler = threading.Thread(
+                target=self._sample_until_stopped, name="core-budget", daemon=True
+            )
+            self._sampler.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
 
     def threads(self, active_contexts: int) -> int:
         self._refresh()
@@ -62,6 +80,10 @@ class CoreBudget:
             busy_here = (now[2] - self._last[2]) / elapsed
             self.others_busy = max(0.0, busy_everywhere - busy_here)
             self._last = now
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stopped.wait(REFRESH_S):
+            self._refresh()
 
     def _sample(self) -> tuple[float, float, float]:
         busy, own = self._cpu_seconds()

@@ -159,6 +159,9 @@ class BlockToolParser(ABC):
 
     def _scan_text(self, text: str, out: list[OutputEvent]) -> str:
         """Emit plain text; return what follows a start marker (a block is then open)."""
+        if not self._pending and not self.markers.may_start_in(text):
+            self._text(text, out)  # most tokens: no marker can start here
+            return ""
         buf = self._pending + text
         found = self.markers.find(buf)
         if found is None:

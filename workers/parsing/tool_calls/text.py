@@ -16,6 +16,10 @@ class MarkerSet:
         self._firsts = frozenset(m[0] for m in markers)
         self._longest = max(len(m) for m in markers)
 
+    def may_start_in(self, text: str) -> bool:
+        """Whether a marker could begin anywhere in `text` (the cheap test first)."""
+        return any(first in text for first in self._firsts)
+
     def find(self, buf: str) -> tuple[int, str] | None:
         """The earliest whole marker in `buf`, as (index, marker)."""
         best: tuple[int, str] | None = None

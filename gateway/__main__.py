@@ -11,6 +11,7 @@ from gateway.app import GatewayApp
 from gateway.config.loader import ConfigError, load_config
 from gateway.service import Gateway
 from workers.contract.parent_watch import exit_with_parent
+from workers.contract.time_slice import ask_for_short_slices
 
 
 def main() -> int:
@@ -25,6 +26,7 @@ def main() -> int:
         return 2
     app = GatewayApp(Gateway(config))
     g = config.file.gateway
+    ask_for_short_slices()  # relaying a token should not wait for a worker's time slice
     uvicorn.run(app, host=g.host, port=g.port, log_level="warning", access_log=False)
     return 0
 

@@ -13,6 +13,7 @@ from gateway.config.loader import ConfigError, load_config
 from gateway.operations import Operations
 from gateway.service import Gateway
 from workers.contract.parent_watch import exit_with_parent
+from workers.contract.time_slice import ask_for_short_slices
 
 
 def main() -> int:
@@ -32,6 +33,7 @@ def main() -> int:
         GatewayApp(gateway), host=g.host, port=g.port, log_level="warning", access_log=False
     )
     server = GatewayServer(settings, gateway.operations)
+    ask_for_short_slices()  # relaying a token should not wait for a worker's time slice
     server.run()
     return 0 if server.started else 3  # 3: what uvicorn.run exits with when it cannot start
 

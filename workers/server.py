@@ -20,6 +20,7 @@ import uvicorn
 from workers.app import create_app
 from workers.backends.registry import create_backend
 from workers.contract.settings import WorkerSettings
+from workers.contract.time_slice import ask_for_short_slices
 from workers.worker import BackendFactory, Worker
 
 log = logging.getLogger("workers")
@@ -49,6 +50,8 @@ class WorkerServer:
     def run(self) -> int:
         """Blocking; returns the process exit code."""
         threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+        # This thread becomes the event loop's (after the loader started: loading computes).
+        ask_for_short_slices()
         try:
             self._server.run(sockets=[self._socket])
         finally:

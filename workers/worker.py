@@ -17,6 +17,7 @@ from workers.backends.registry import create_backend
 from workers.contract.errors import ApiError
 from workers.contract.health import Health, ModelState
 from workers.contract.settings import PARSER_OFF, WorkerSettings
+from workers.contract.time_slice import give_back_short_slices
 from workers.generation.admission import RETRY_AFTER_S, Admission
 from workers.generation.cancellation import RequestWatch
 from workers.prompt.template import CHATML_TEMPLATE, ChatTemplate, TemplateError
@@ -56,9 +57,12 @@ class Worker:
         self.status = WorkerStatus(settings.model_id)
         self.admission = Admission(settings.max_concurrent, settings.max_queue)
         # One thread per admitted generation; reused, since starting a thread per request
-        # costs about a millisecond here.
+        # costs about a millisecond here. They compute (and start llama.cpp's compute
+        # threads): ordinary time slices, not the event loop's short ones.
         self.generation_threads = ThreadPoolExecutor(
-            max_workers=settings.max_concurrent, thread_name_prefix="generate"
+            max_workers=settings.max_concurrent,
+            thread_name_prefix="generate",
+            initializer=give_back_short_slices,
         )
         self.created = int(time.time())
         self._backend_factory = backend_factory

@@ -7,12 +7,18 @@ stops, so a model that is unloaded and loaded again, or restarted, comes back wa
 disk tier is least-recently-used under its own cap; its token lists are read at start,
 its states only on a hit. A backend supplies how its state is measured, copied to disk
 and read back; everything about choosing and keeping entries lives here, once.
+
+What falls out of RAM is written by a thread of its own where the backend's state can be
+written from any thread (llama.cpp's bytes): the request whose state pushed it out would
+otherwise wait for the write (35 MB for a 1,500-token SmolLM2 conversation) before its
+first token. Until written it is still found, by the spilled entries' list.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -64,6 +70,9 @@ class StateCodec(Generic[State]):
     save: Callable[[Path, State], None]
     load: Callable[[Path], State]
     suffix: str  # of its files (a loader may go by it: safetensors)
+    # Whether `save` may run on a thread of the cache's own: not for MLX, whose save
+    # evaluates arrays, which MLX before 0.31.2 does not allow beside the batch thread.
+    save_anywhere: bool = False
 
 
 class DiskTier(Generic[State]):
@@ -77,16 +86,15 @@ class DiskTier(Generic[State]):
         # Generation threads write while others look up: the index changes under a lock.
         self._lock = threading.RLock()
         self._index: dict[str, np.ndarray] = {}
+        self.nbytes = 0
         for tokens_file in directory.glob("*" + _TOKENS_SUFFIX):
             key = tokens_file.name.removesuffix(_TOKENS_SUFFIX)
             try:
                 self._index[key] = np.load(tokens_file)
             except (OSError, ValueError):
                 self._remove(key)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(_size(path) for path in self._state_files())
+        # Kept up to date rather than summed from the folder: /health reads it every poll.
+        self.nbytes = sum(_size(path) for path in self._state_files())
 
     def best(self, tokens: np.ndarray) -> tuple[str, int] | None:
         with self._lock:
@@ -119,10 +127,9 @@ class DiskTier(Generic[State]):
             if key in self._index:
                 self._state_path(key).touch()
                 return
-            self._write(key, tokens, state)
-
-    def _write(self, key: str, tokens: np.ndarray, state: State) -> None:
-        tmp = self.directory / f"tmp-{key}{self._codec.suffix}"
+        # The file is written outside the lock: lookups must not wait for a write. Two
+        # threads writing the same state each use their own temporary file.
+        tmp = self.directory / f"tmp-{key}-{threading.get_ident()}{self._codec.suffix}"
         try:
             self._codec.save(tmp, state)
             tmp.replace(self._state_path(key))
@@ -131,27 +138,31 @@ class DiskTier(Generic[State]):
             log.warning("cannot write prompt cache file (%s)", error)
             tmp.unlink(missing_ok=True)
             return
-        self._index[key] = tokens
-        self._evict()
+        with self._lock:
+            if key not in self._index:
+                self._index[key] = tokens
+                self.nbytes += _size(self._state_path(key))
+            self._evict()
 
     def _state_files(self) -> list[Path]:
         found = self.directory.glob("*" + self._codec.suffix)
         return [path for path in found if not path.name.startswith("tmp-")]
 
     def _evict(self) -> None:
-        states = sorted(self._state_files(), key=_mtime)
-        total = sum(_size(path) for path in states)
-        for path in states:
-            if total <= self.max_bytes:
+        if self.nbytes <= self.max_bytes:
+            return
+        for path in sorted(self._state_files(), key=_mtime):
+            if self.nbytes <= self.max_bytes:
                 return
-            total -= _size(path)
             self._remove(path.name.removesuffix(self._codec.suffix))
 
     def _remove(self, key: str) -> None:
         with self._lock:
             self._index.pop(key, None)
-        self._state_path(key).unlink(missing_ok=True)
-        (self.directory / (key + _TOKENS_SUFFIX)).unlink(missing_ok=True)
+            state = self._state_path(key)
+            self.nbytes = max(0, self.nbytes - _size(state))
+            state.unlink(missing_ok=True)
+            (self.directory / (key + _TOKENS_SUFFIX)).unlink(missing_ok=True)
 
     def _state_path(self, key: str) -> Path:
         return self.directory / f"{key}{self._codec.suffix}"
@@ -169,6 +180,14 @@ class PromptCache(Generic[State]):
         self._entries: OrderedDict[str, Entry[State]] = OrderedDict()
         self._lock = threading.Lock()
         self._hits = self._misses = self._reused = 0
+        # Out of RAM, on their way to disk: still found by lookups until written.
+        self._spilled: dict[str, Entry[State]] = {}
+        self._writes: queue.Queue[Entry[State]] | None = None
+        if disk is not None and codec.save_anywhere:
+            self._writes = queue.Queue()
+            threading.Thread(
+                target=self._write_spilled, name="prompt-cache-disk", daemon=True
+            ).start()
 
     def lookup(self, tokens: Sequence[int], already: int = 0) -> Hit[State] | None:
         """The stored state sharing the longest prefix with `tokens`, if that is at least
@@ -210,10 +229,17 @@ class PromptCache(Generic[State]):
             return _key(np.asarray(tokens, dtype=np.int32)) in self._entries
 
     def flush(self) -> None:
-        """Everything still in RAM to disk, most recent last (so it is evicted last)."""
+        """Everything still in RAM to disk, most recent last (so it is evicted last); returns
+        once all of it is written."""
         with self._lock:
             entries = list(self._entries.values())
         self._spill(entries)
+        self.drain()
+
+    def drain(self) -> None:
+        """Wait until what has fallen out of RAM is on disk."""
+        if self._writes is not None:
+            self._writes.join()
 
     def stats(self) -> PromptCacheStats:
         with self._lock:
@@ -228,12 +254,14 @@ class PromptCache(Generic[State]):
             )
 
     def _best_in_ram(self, wanted: np.ndarray) -> Hit[State] | None:
-        scored = ((common_prefix(e.tokens, wanted), key) for key, e in self._entries.items())
-        reuse, key = max(scored, default=(0, ""))
-        if reuse == 0:
+        held = [*self._spilled.items(), *self._entries.items()]  # RAM wins a tie
+        scored = ((common_prefix(e.tokens, wanted), key, e) for key, e in held)
+        reuse, key, entry = max(scored, key=lambda found: found[0], default=(0, "", None))
+        if reuse == 0 or entry is None:
             return None
-        self._entries.move_to_end(key)
-        return Hit(self._entries[key], reuse)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+        return Hit(entry, reuse)
 
     def _from_disk(self, key: str, reuse: int) -> Hit[State] | None:
         assert self.disk is not None
@@ -260,7 +288,26 @@ class PromptCache(Generic[State]):
         if self.disk is None:
             return
         for entry in entries:
+            with self._lock:
+                # Spilled states still take memory: past a quarter of the cap's worth, the
+                # request that spills waits for its own write.
+                behind = sum(e.nbytes for e in self._spilled.values()) >= self.max_bytes // 4
+                if self._writes is not None and not behind:
+                    self._spilled[_key(entry.tokens)] = entry
+                    self._writes.put(entry)
+                    continue
             self.disk.write(entry.tokens, entry.state)
+
+    def _write_spilled(self) -> None:
+        assert self.disk is not None and self._writes is not None
+        while True:
+            entry = self._writes.get()
+            try:
+                self.disk.write(entry.tokens, entry.state)  # logs its own failures
+            finally:
+                with self._lock:
+                    self._spilled.pop(_key(entry.tokens), None)
+                self._writes.task_done()
 
 
 def _key(tokens: np.ndarray) -> str:

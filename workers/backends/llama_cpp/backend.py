@@ -279,7 +279,7 @@ def _write_state(path: Path, state: bytes) -> None:
 
 
 _STATE_CODEC: StateCodec[bytes] = StateCodec(
-    nbytes=len, save=_write_state, load=Path.read_bytes, suffix=".kv"
+    nbytes=len, save=_write_state, load=Path.read_bytes, suffix=".kv", save_anywhere=True
 )
 
 _OPEN_LOCK = threading.Lock()

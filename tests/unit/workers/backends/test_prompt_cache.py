@@ -4,6 +4,9 @@ lands on disk and is found again by a new cache over the same folder."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -143,3 +146,65 @@ def test_sequences_too_short_to_reuse_are_not_stored(length: int) -> None:
     store = cache()
     store.store(seq(0, length), b"s")
     assert store.stats().entries == 0
+
+
+class HeldSaves:
+    """A codec whose saves wait until the test lets them go, noting the thread of each."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.threads: list[str] = []
+        self.codec: StateCodec[bytes] = StateCodec(
+            nbytes=len, save=self._save, load=Path.read_bytes, suffix=".kv", save_anywhere=True
+        )
+
+    def _save(self, path: Path, state: bytes) -> None:
+        self.threads.append(threading.current_thread().name)
+        assert self.go.wait(10), "the test never let the save go"
+        path.write_bytes(state)
+
+
+def test_a_spilled_state_is_written_off_the_storing_thread_and_found_meanwhile(
+    tmp_path: Path,
+) -> None:
+    saves = HeldSaves()
+    limits = CacheLimits(ram_bytes=450, disk_dir=tmp_path, disk_bytes=10_000)
+    store = build_cache(limits, saves.codec)
+    try:
+        store.store(seq(0, 30), b"a" * 300)
+        store.store(seq(1000, 30), b"b" * 300)  # a spills; its write waits for `go`
+        assert store.stats().disk_bytes == 0  # not written yet, and store() did not wait
+        _wait_for(lambda: saves.threads == ["prompt-cache-disk"])  # the write is under way
+        hit = store.lookup([*seq(0, 30), 7])  # does not wait for it
+        assert hit is not None and hit.entry.state == b"a" * 300  # still found
+    finally:
+        saves.go.set()
+    store.drain()
+    assert store.stats().disk_bytes == 300
+    assert saves.threads == ["prompt-cache-disk"]
+    assert build_cache(limits, CODEC).lookup([*seq(0, 30), 7]) is not None
+
+
+def test_writes_that_fall_behind_make_the_spilling_request_write_its_own(
+    tmp_path: Path,
+) -> None:
+    saves = HeldSaves()
+    store = build_cache(CacheLimits(ram_bytes=150, disk_dir=tmp_path), saves.codec)
+    store.store(seq(0, 30), b"a" * 100)
+    store.store(seq(1000, 30), b"b" * 100)  # a goes to the writer, which is held
+    _wait_for(lambda: saves.threads == ["prompt-cache-disk"])
+    storing = threading.Thread(target=store.store, args=(seq(2000, 30), b"c" * 100))
+    storing.start()  # b spills while a, more than a quarter of the cap, is unwritten
+    _wait_for(lambda: len(saves.threads) == 2)
+    saves.go.set()
+    storing.join(10)
+    store.flush()
+    assert saves.threads[:2] == ["prompt-cache-disk", storing.name]
+    assert store.stats().disk_bytes == 300
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

@@ -1,4 +1,4 @@
-"""Section 6: the worker's own cost and the gateway's relay, against the goals, side by
+"""Section 7: the worker's own cost and the gateway's relay, against the goals, side by
 side in one run.
 
 The library in-process (llama-cpp-python's own chat stream, model kept loaded), our
@@ -246,7 +246,7 @@ def text(results: dict[str, Any]) -> str:
         for path, found in paths.items()
     ]  # fmt: skip
     title = (
-        f"6. the worker's own cost: llama_cpp, {results['max_tokens']} tokens, temperature 0,"
+        f"7. the worker's own cost: llama_cpp, {results['max_tokens']} tokens, temperature 0,"
         f" median of {results['rounds']} rounds taking turns"
     )
     lines = [report.table(title, header, rows), "", _goals(results), "", _why(results)]

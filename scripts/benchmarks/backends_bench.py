@@ -81,8 +81,9 @@ def text(results: dict[str, Any]) -> str:
             rows.append(_row(f"{backend}: {path}", found[path], base))
     title = f"2. backends (prompt: one story; temperature 0; max_tokens {MAX_TOKENS})"
     note = (
-        "   note: mlx_lm.server keeps a prompt cache, and every run sends the same prompt,"
-        " so its TTFT after the warm-up runs skips the prefill; the others have no such cache."
+        "   note: every run sends the same prompt. Our workers, the libraries' servers and"
+        " llama-cpp-python in-process reuse it (TTFT: the last prompt token and the first"
+        " decode step); mlx-lm in-process prefills it each time. Section 5 measures prefill."
     )
     return report.table(title, header, rows) + "\n" + note
 

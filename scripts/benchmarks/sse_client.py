@@ -30,6 +30,15 @@ class _Framer:
         self.body: list[bytes] = []
         self.complete = False
         self.keep_alive = True
+        self.headers_done = False
+        self.framed = False  # content-length or chunked; else the body ends at the close
+
+    def on_header(self, name: bytes, _value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -78,8 +87,12 @@ class StreamClient:
             while not framer.complete:
                 data = sock.recv(65536)
                 if not data:
-                    raise StreamFailed("the server closed the connection mid-answer")
-                framer.parser.feed_data(data)
+                    if not framer.headers_done or framer.framed:
+                        raise StreamFailed("the server closed the connection mid-answer")
+                    # An HTTP/1.0-style answer (mlx_lm.server's): its end is the close.
+                    framer.complete, framer.keep_alive = True, False
+                else:
+                    framer.parser.feed_data(data)
                 status = framer.parser.get_status_code()
                 if status != 200:
                     continue  # read the error body whole, below

@@ -11,7 +11,8 @@ profits from another's cache.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -26,6 +27,9 @@ from scripts.benchmarks.streams import Clock
 # shorter here; the ratios are what the goals speak of.
 PROMPT_TOKENS = {"llama_cpp": 1500, "mlx": 600}
 QUICK_TOKENS = {"llama_cpp": 600, "mlx": 100}
+# Conversations per target, each turn's median reported: one cold turn varied by a third
+# from run to run on these shared cores. MLX's take minutes each, so it has one.
+REPEATS = {"llama_cpp": 3, "mlx": 1}
 MODEL_IDS = {"llama_cpp": LLAMA_ID, "mlx": MLX_ID}
 TURNS = ["Summarise rule 3.", "And rule 7?", "Which rule matters most?", "Thanks. One more?"]
 MAX_TOKENS = 8
@@ -35,12 +39,15 @@ GOALS = {"warm": 0.10, "after another client": 0.15, "after unload + reload": 0.
 
 def run(quick: bool) -> dict[str, Any]:
     sizes = QUICK_TOKENS if quick else PROMPT_TOKENS
-    return {backend: measure_backend(backend, sizes[backend]) for backend in MODEL_IDS}
+    return {
+        backend: measure_backend(backend, sizes[backend], 1 if quick else REPEATS[backend])
+        for backend in MODEL_IDS
+    }
 
 
-def measure_backend(backend: str, tokens: int) -> dict[str, Any]:
+def measure_backend(backend: str, tokens: int, repeats: int) -> dict[str, Any]:
     model_id = MODEL_IDS[backend]
-    found: dict[str, Any] = {"system_prompt_words": _words(tokens)}
+    found: dict[str, Any] = {"system_prompt_words": _words(tokens), "conversations": repeats}
     with real_stack([model_id], auto_load=True) as stack:
         direct = worker_url(stack, model_id)
 
@@ -51,13 +58,24 @@ def measure_backend(backend: str, tokens: int) -> dict[str, Any]:
             wait_ready(stack, model_id, 180)
 
         found["our worker, direct"] = _guarded(
-            lambda: conversation(direct, model_id, tokens, "direct")
+            lambda: _medians(
+                conversation(direct, model_id, tokens, f"direct-{i}") for i in range(repeats)
+            )
         )
         found["through the gateway"] = _guarded(
-            lambda: conversation(stack.url, model_id, tokens, "gateway", reload)
+            lambda: _medians(
+                conversation(stack.url, model_id, tokens, f"gateway-{i}", reload)
+                for i in range(repeats)
+            )
         )
-    found["library's own server"] = _guarded(lambda: _library(backend, tokens))
+    found["library's own server"] = _guarded(lambda: _library(backend, tokens, repeats))
     return found
+
+
+def _medians(conversations: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Each turn's median over the conversations (each a dict of turn: TTFT ms)."""
+    done = list(conversations)
+    return {label: statistics.median(c[label] for c in done) for label in done[0]}
 
 
 def conversation(
@@ -83,10 +101,10 @@ def conversation(
     return found
 
 
-def _library(backend: str, tokens: int) -> dict[str, float]:
+def _library(backend: str, tokens: int, repeats: int) -> dict[str, float]:
     with library_server(backend) as url:
         # No `model`: mlx_lm.server would try to load one by that name.
-        return conversation(url, None, tokens, "library")
+        return _medians(conversation(url, None, tokens, f"library-{i}") for i in range(repeats))
 
 
 def _ttft(url: str, model: str | None, messages: list[dict[str, str]]) -> tuple[float, str]:
@@ -143,7 +161,10 @@ def text(results: dict[str, Any]) -> str:
             cells = [_cell(turns, label) for label in labels]
             rows.append([f"{backend}: {path}", *cells])
     goals = ", ".join(f"{label} <= {ratio:.0%} of cold" for label, ratio in GOALS.items())
-    title = f"5. agent conversation, time to first token ms (ratio to cold); goals: {goals}"
+    title = (
+        "5. agent conversation, time to first token ms (ratio to cold), medians of"
+        f" {_conversations(results)} conversations per target; goals: {goals}"
+    )
     return report.table(title, ["", *labels], rows)
 
 
@@ -152,3 +173,9 @@ def _cell(turns: dict[str, float], label: str) -> str:
         return "-"
     value, cold = turns[label], turns.get("cold") or 0
     return f"{value:.0f}" if label == "cold" or not cold else f"{value:.0f} ({value / cold:.2f})"
+
+
+def _conversations(results: dict[str, Any]) -> str:
+    counts = {f"{backend} {found.get('conversations', 1)}" for backend, found in results.items()
+              if isinstance(found, dict) and "error" not in found}  # fmt: skip
+    return ", ".join(sorted(counts))

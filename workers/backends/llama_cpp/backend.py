@@ -258,7 +258,9 @@ def _sequence_state(llama: llama_cpp.Llama) -> bytes:
     size = llama_cpp.llama_state_seq_get_size(llama._ctx.ctx, 0)
     buffer = (ctypes.c_uint8 * size)()
     written = llama_cpp.llama_state_seq_get_data(llama._ctx.ctx, buffer, size, 0)
-    return bytes(buffer[:written])
+    # One copy: slicing a ctypes array builds a list of Python ints first (0.83 s against
+    # 0.02 s for the 35 MB of a 1,500-token conversation), on the request's path.
+    return ctypes.string_at(buffer, written)
 
 
 def _restore(llama: llama_cpp.Llama, tokens: np.ndarray, state: bytes) -> bool:

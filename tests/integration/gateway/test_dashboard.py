@@ -151,25 +151,37 @@ def recent_endpoint_exists(stack: Stack) -> bool:
         return client.get("/admin/requests/recent?limit=1").status_code not in (404, 405)
 
 
+# Records every text the newest answer bubble shows, as the page changes it: polling
+# from the test would miss pieces whenever a busy machine slows the polls, and a text read
+# before `data-done` could be older than the answer that was then done.
+_RECORD_ANSWER_TEXTS = """
+window.lmxSeen = [];
+const log = document.getElementById("chat-log");
+new MutationObserver(() => {
+  const bubbles = log.querySelectorAll(".msg.assistant");
+  const text = bubbles.length > arguments[0] ? bubbles[bubbles.length - 1].innerText : null;
+  if (text !== null && window.lmxSeen[window.lmxSeen.length - 1] !== text) {
+    window.lmxSeen.push(text);
+  }
+}).observe(log, {childList: true, subtree: true, characterData: true});
+"""
+
+
 def ask_in_playground(driver: WebDriver, model: str, prompt: str) -> list[str]:
     """Send `prompt` from the page; every text the answer showed on its way, in order."""
     Select(driver.find_element(By.ID, "chat-model")).select_by_value(model)
     driver.find_element(By.ID, "chat-prompt").send_keys(prompt)
     before = len(driver.find_elements(By.CSS_SELECTOR, "#chat-log .msg.assistant"))
+    driver.execute_script(_RECORD_ANSWER_TEXTS, before)
     driver.find_element(By.ID, "chat-send").click()
-    seen: list[str] = []
 
     def finished(d: WebDriver) -> bool:
         bubbles = d.find_elements(By.CSS_SELECTOR, "#chat-log .msg.assistant")
-        if len(bubbles) <= before:
-            return False
-        text = bubbles[-1].text
-        if not seen or seen[-1] != text:
-            seen.append(text)
-        return bubbles[-1].get_attribute("data-done") == "true"
+        return len(bubbles) > before and bubbles[-1].get_attribute("data-done") == "true"
 
     wait_for(driver, finished, "the playground answer to finish")
-    return seen
+    seen: list[str] = driver.execute_script("return window.lmxSeen")
+    return [text.strip() for text in seen]
 
 
 def severe_console_lines(driver: WebDriver) -> list[str]:

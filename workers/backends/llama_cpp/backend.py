@@ -159,7 +159,15 @@ class LlamaCppBackend(Backend):
             llama.reset()
             held = 0
         llama.n_tokens = held
-        llama.eval(tokens[held:])
+        # Batch by batch, as llama.eval would (the same splits, so the same arithmetic),
+        # with the threads chosen again before each: a client busy in the half-second
+        # before its request (an SDK importing, an agent building its prompt) would
+        # otherwise hold a whole long prefill to fewer threads (14.5 s against 7.8 s for
+        # 1,100 tokens on 2 cores, measured).
+        threads = 0
+        for start in range(held, len(tokens), llama.n_batch):
+            threads = self._share_cores(llama, threads)
+            llama.eval(tokens[start : start + llama.n_batch])
 
     def _held_count(self, llama: llama_cpp.Llama, tokens: list[int]) -> int:
         return common_prefix(_context_tokens(llama), np.asarray(tokens, dtype=np.int32))

@@ -42,3 +42,25 @@ def test_a_prompt_counted_before_its_generation_is_tokenized_once(
     after = backend._prompt_tokens.cache_info()
     assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
     assert counted == len(backend._tokenize(backend._llama, prompt))
+
+
+def test_a_long_prefill_chooses_its_threads_again_for_each_batch() -> None:
+    llama = LlamaCppBackend(SMOLLM2, context_length=2048)
+    llama.load()
+    try:
+        chosen: list[int] = []
+        measure = llama._cores.threads
+
+        def spy(active_contexts: int) -> int:
+            chosen.append(active_contexts)
+            return measure(active_contexts)
+
+        llama._cores.threads = spy  # type: ignore[method-assign]
+        prompt = PROMPT.replace("Name a colour.", "Colours: " + "red, green, blue, " * 120)
+        batches = -(-(llama.count_tokens(prompt) - 1) // llama._llama.n_batch)
+        assert batches >= 2, "the prompt must span more than one batch"
+        next(llama.generate(prompt, Sampling(max_tokens=1, temperature=0), lambda: False))
+        # Once for the decode that follows, once before each batch of the prompt.
+        assert len(chosen) >= 1 + batches
+    finally:
+        llama.close()

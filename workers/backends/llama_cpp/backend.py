@@ -145,8 +145,9 @@ class LlamaCppBackend(Backend):
             held = hit.reuse
         return held
 
-    def _prefill(self, llama: llama_cpp.Llama, tokens: list[int]) -> None:
-        """Make the context hold exactly `tokens`, evaluating what it lacks.
+    def _prefill(self, llama: llama_cpp.Llama, tokens: list[int]) -> int:
+        """Make the context hold exactly `tokens`, evaluating what it lacks; the threads
+        last chosen for it (0: it lacked nothing).
 
         generate() is handed the whole prompt after this has evaluated all but its last
         token, so the last token's logits always come from a batch of one, hit or miss:
@@ -154,7 +155,7 @@ class LlamaCppBackend(Backend):
         """
         held = self._held_count(llama, tokens)
         if held >= len(tokens):
-            return
+            return 0
         if llama.n_tokens > held and not llama._ctx.kv_cache_seq_rm(-1, held, -1):
             llama.reset()
             held = 0
@@ -168,6 +169,7 @@ class LlamaCppBackend(Backend):
         for start in range(held, len(tokens), llama.n_batch):
             threads = self._share_cores(llama, threads)
             llama.eval(tokens[start : start + llama.n_batch])
+        return threads
 
     def _held_count(self, llama: llama_cpp.Llama, tokens: list[int]) -> int:
         return common_prefix(_context_tokens(llama), np.asarray(tokens, dtype=np.int32))
@@ -187,8 +189,8 @@ class LlamaCppBackend(Backend):
         room = llama.n_ctx() - len(tokens)
         if room <= 0:
             raise BackendError(f"prompt is {len(tokens)} tokens; the context holds {llama.n_ctx()}")
-        threads = self._share_cores(llama, 0)
-        self._prefill(llama, tokens[:-1])
+        # The prefill chooses threads for each batch; a prompt held whole needs a choice.
+        threads = self._prefill(llama, tokens[:-1]) or self._share_cores(llama, 0)
         llama.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(31))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stream = llama.generate(

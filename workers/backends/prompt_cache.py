@@ -254,7 +254,7 @@ class PromptCache(Generic[State]):
             )
 
     def _best_in_ram(self, wanted: np.ndarray) -> Hit[State] | None:
-        held = [*self._spilled.items(), *self._entries.items()]  # RAM wins a tie
+        held = [*self._spilled.items(), *self._entries.items()]  # on a tie, the first listed
         scored = ((common_prefix(e.tokens, wanted), key, e) for key, e in held)
         reuse, key, entry = max(scored, key=lambda found: found[0], default=(0, "", None))
         if reuse == 0 or entry is None:
